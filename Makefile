@@ -1,0 +1,56 @@
+# Every target uses the venv that `make install` creates at .venv.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+CONFIG ?= config.yaml
+DB ?= litellm.db
+OUT ?= public
+HOST ?= 127.0.0.1
+PORT ?= 4000
+EXPLORE_PORT ?= 8001
+DAYS ?= 90
+
+.PHONY: install run report explore demo test bench backup prune lint chromium clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+run: install
+	$(PYTHON) -m proxy serve --config $(CONFIG) --host $(HOST) --port $(PORT) --db $(DB)
+
+report: install
+	$(PYTHON) -m sitegen build --db $(DB) --out $(OUT) --config $(CONFIG)
+
+explore: install
+	$(PYTHON) -m datasette serve $(DB) --host $(HOST) --port $(EXPLORE_PORT)
+
+demo: install
+	$(PYTHON) -m proxy.demo
+
+# Headless Chromium for the browser test of the report (Debian package; installed once).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: install chromium
+	$(PYTHON) -m pytest -q
+
+bench: install
+	$(PYTHON) -m bench
+
+backup: install
+	$(PYTHON) -m proxy backup --config $(CONFIG) --db $(DB)
+
+prune: install
+	$(PYTHON) -m proxy prune --config $(CONFIG) --db $(DB) --days $(DAYS)
+
+lint: install
+	$(BIN)/ruff check proxy sitegen tests bench datasette
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""The request log: schema, migrations, and the batched writer thread."""

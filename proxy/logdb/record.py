@@ -1,0 +1,53 @@
+"""One request-log row as the gateway builds it."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc_timestamp(epoch: float | None = None) -> str:
+    """SQLite's own datetime format with milliseconds, in UTC: DATE() and datetime() compare it."""
+    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """Field names are column names (see schema.LOG_COLUMNS); units: seconds, USD."""
+
+    timestamp: str
+    request_id: str
+    endpoint: str
+    model: str = ""
+    user_id: str | None = None
+    messages: str | None = None
+    response: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: float = 0.0
+    latency: float = 0.0
+    status_code: int = 0
+    stream: int = 0
+    key_hash: str | None = None
+    key_alias: str | None = None
+    team_id: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    api_base: str | None = None
+    time_to_first_token: float | None = None
+    upstream_latency: float | None = None
+    error_type: str | None = None
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    tokens_estimated: int = 0
+    cost_status: str = "none"
+    client_ip: str | None = None
+    metadata: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
