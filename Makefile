@@ -27,8 +27,17 @@ run: install
 report: install
 	$(PYTHON) -m sitegen build --db $(DB) --out $(OUT) --config $(CONFIG)
 
+# Datasette on the request log only (never keys.db), read-only through datasette/plugins.
+# `make explore DB=path/to/litellm.db PORT=8002`: PORT given here is Datasette's port; without
+# it Datasette uses EXPLORE_PORT (PORT's own default, 4000, is the gateway's). Never --immutable
+# on the live file: it serves "malformed" errors and stale counts while the gateway writes.
 explore: install
-	$(PYTHON) -m datasette serve $(DB) --host $(HOST) --port $(EXPLORE_PORT)
+	$(PYTHON) -m datasette serve $(DB) --host $(HOST) \
+		--port $(if $(filter command line environment,$(origin PORT)),$(PORT),$(EXPLORE_PORT)) \
+		--metadata datasette/metadata.yml --plugins-dir datasette/plugins \
+		--setting suggest_facets off --setting sql_time_limit_ms 5000 \
+		--setting max_returned_rows 1000 --setting allow_download off \
+		--setting default_cache_ttl 0
 
 demo: install
 	$(PYTHON) -m proxy.demo
