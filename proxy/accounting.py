@@ -1,0 +1,142 @@
+"""Turn a finished Exchange into its one log row, its access-log line, and hook callbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+
+from .exchange import Exchange
+from .logdb.record import RequestRecord, utc_timestamp
+from .logdb.writer import LogWriter
+from .pricing import NO_USAGE
+from .state import RequestHook
+from .usage import estimate, prompt_text
+
+access_log = logging.getLogger("proxy.access")
+log = logging.getLogger("proxy")
+
+
+class RequestLogger:
+    def __init__(
+        self,
+        writer: LogWriter,
+        hooks: Sequence[RequestHook],
+        *,
+        store_prompts: bool,
+        max_stored_chars: int,
+    ) -> None:
+        self.writer = writer
+        self.hooks = hooks
+        self.store_prompts = store_prompts
+        self.max_stored_chars = max_stored_chars
+
+    def price(self, ex: Exchange) -> None:
+        """Fill usage (estimating when the upstream gave none) and cost, once."""
+        if ex.cost is not None:
+            return
+        if ex.usage is None and ex.status < 400 and ex.body is not None and ex.target is not None:
+            ex.usage = estimate(prompt_text(ex.body), ex.response_text or "")
+        if ex.usage is None or ex.target is None:
+            ex.cost, ex.cost_status = 0.0, NO_USAGE
+            return
+        u = ex.usage
+        ex.cost, ex.cost_status = ex.target.price.cost(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
+
+    def finish(self, ex: Exchange) -> RequestRecord | None:
+        """Log `ex` exactly once; later calls are no-ops."""
+        if ex.logged:
+            return None
+        ex.logged = True
+        if ex.finished_at is None:
+            ex.finished_at = time.perf_counter()
+        self.price(ex)
+        record = self._record(ex)
+        self.writer.submit(record)
+        self._access_line(ex, record)
+        for hook in self.hooks:
+            try:
+                hook.complete(ex, record)
+            except Exception:
+                log.exception("request hook %s failed", type(hook).__name__)
+        return record
+
+    def _record(self, ex: Exchange) -> RequestRecord:
+        u = ex.usage
+        target = ex.target
+        principal = ex.principal
+        body = ex.body or {}
+        metadata = body.get("metadata")
+        response = ex.error_message if ex.status >= 400 or ex.error_message else ex.response_text
+        return RequestRecord(
+            timestamp=utc_timestamp(ex.started_wall),
+            request_id=ex.request_id,
+            endpoint=ex.endpoint,
+            model=ex.model,
+            user_id=ex.user_id,
+            messages=self._stored_messages(body) if self.store_prompts else None,
+            response=self._cap(response) if (self.store_prompts or ex.status >= 400) else None,
+            prompt_tokens=u.prompt_tokens if u else 0,
+            completion_tokens=u.completion_tokens if u else 0,
+            total_tokens=u.total_tokens if u else 0,
+            cost=ex.cost or 0.0,
+            latency=round(ex.latency, 6),
+            status_code=ex.status,
+            stream=int(ex.stream),
+            key_hash=principal.key_hash if principal else None,
+            key_alias=principal.key_alias if principal else None,
+            team_id=principal.team_id if principal else None,
+            provider=target.provider if target else None,
+            upstream_model=target.deployment.litellm_params.model if target else None,
+            api_base=target.api_base if target else None,
+            time_to_first_token=_round(ex.time_to_first_token),
+            upstream_latency=_round(ex.upstream_latency),
+            error_type=ex.error_type,
+            cached_tokens=u.cached_tokens if u else 0,
+            reasoning_tokens=u.reasoning_tokens if u else 0,
+            tokens_estimated=int(bool(u and u.estimated)),
+            cost_status=ex.cost_status or NO_USAGE,
+            client_ip=ex.client_ip,
+            metadata=json.dumps(metadata, sort_keys=True, default=str) if metadata else None,
+        )
+
+    def _stored_messages(self, body: dict) -> str | None:
+        for key in ("messages", "prompt", "input"):
+            if key in body:
+                return self._cap(json.dumps(body[key], ensure_ascii=False, default=str))
+        return None
+
+    def _cap(self, text: str | None) -> str | None:
+        if text is None or len(text) <= self.max_stored_chars:
+            return text
+        return text[: self.max_stored_chars] + "…[truncated]"
+
+    def _access_line(self, ex: Exchange, record: RequestRecord) -> None:
+        level = logging.ERROR if ex.status >= 500 else logging.WARNING if ex.status >= 400 else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
+        access_log.log(
+            level,
+            "%s model=%s status=%d latency=%.3fs cost=%.6f tokens=%d stream=%s key=%s request_id=%s%s",
+            ex.endpoint,
+            ex.model,
+            ex.status,
+            record.latency,
+            record.cost,
+            record.total_tokens,
+            "true" if ex.stream else "false",
+            record.key_alias or "-",
+            ex.request_id,
+            f" error={ex.error_type}: {ex.error_message}" if ex.error_type else "",
+            extra={"fields": {
+                "endpoint": ex.endpoint, "model": ex.model, "status": ex.status,
+                "latency": record.latency, "cost": record.cost, "tokens": record.total_tokens,
+                "stream": ex.stream, "key_alias": record.key_alias, "request_id": ex.request_id,
+                "error_type": ex.error_type,
+            }},
+        )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

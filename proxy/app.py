@@ -1,0 +1,111 @@
+"""The application factory: `create_app(config)` wires every part of the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from .accounting import RequestLogger
+from .auth import MasterKeyAuth
+from .handlers.health import health
+from .handlers.llm import LLM_ROUTES, handle_llm, list_models
+from .logdb.writer import LogWriter
+from .middleware import errors_and_logging
+from .pricing import PriceBook
+from .router import Router
+from .settings import Config
+from .state import (
+    AUTH,
+    CLIENT,
+    CONFIG,
+    DB_PATH,
+    EXTRAS,
+    HOOKS,
+    KEYS_DB_PATH,
+    MASTER,
+    REQUEST_LOGGER,
+    ROUTER,
+    STARTED_AT,
+    WRITER,
+)
+from .upstream import new_client_session
+
+log = logging.getLogger("proxy")
+
+
+def create_app(
+    config: Config,
+    *,
+    db_path: str | Path | None = None,
+    keys_db_path: str | Path | None = None,
+) -> web.Application:
+    """Build the gateway. `db_path`/`keys_db_path` override the config's paths (--db, --keys-db)."""
+    app = web.Application(
+        middlewares=[errors_and_logging], client_max_size=config.general.max_request_bytes
+    )
+    app[CONFIG] = config
+    app[DB_PATH] = str(db_path or config.general.database_path)
+    # Keys live beside the log by default, never inside it: Datasette serves the log.
+    app[KEYS_DB_PATH] = str(
+        keys_db_path
+        or config.general.keys_database_path
+        or Path(app[DB_PATH]).with_name("keys.db")
+    )
+    app[STARTED_AT] = time.time()
+    app[ROUTER] = Router(config, PriceBook(config.models))
+    master = MasterKeyAuth(config.general.master_key)
+    app[MASTER] = master
+    app[AUTH] = master
+    app[HOOKS] = []
+    app[EXTRAS] = {}
+
+    app.cleanup_ctx.append(_request_log)
+    app.cleanup_ctx.append(_client_session)
+
+    for path in LLM_ROUTES:
+        app.router.add_post(path, handle_llm)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/models", list_models)
+    app.router.add_get("/health", health)
+    app.router.add_get("/health/liveliness", health)
+    app.router.add_get("/health/readiness", health)
+
+    # Features register their routes, hooks and cleanup contexts here, one call each.
+    # (keys/budgets, metrics, callbacks, ui, retention)
+
+    if master.open:
+        log.warning(
+            "NO MASTER KEY CONFIGURED: the gateway is open to anyone who can reach it. "
+            "Set general_settings.master_key (e.g. os.environ/LITELLM_MASTER_KEY)."
+        )
+    return app
+
+
+async def _request_log(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    writer = LogWriter(app[DB_PATH])
+    writer.start()
+    app[WRITER] = writer
+    app[REQUEST_LOGGER] = RequestLogger(
+        writer,
+        app[HOOKS],
+        store_prompts=config.general.store_prompts,
+        max_stored_chars=config.general.max_stored_chars,
+    )
+    log.info("request log: %s", app[DB_PATH])
+    yield
+    # Runs after aiohttp has finished in-flight requests: every row they produced is queued.
+    await asyncio.to_thread(writer.stop)
+    log.info("request log flushed: %d rows written", writer.rows_written)
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    session = new_client_session()
+    app[CLIENT] = session
+    yield
+    await session.close()

@@ -1,0 +1,102 @@
+"""`python -m proxy` / `shin-proxy`: the command line. Named errors become one-line messages here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+
+from . import __version__
+from .errors import ConfigError
+
+EPILOG = """examples:
+  shin-proxy serve --config config.yaml --port 4000
+  shin-proxy serve --config config.yaml --host 0.0.0.0 --port 4000 --db /var/lib/shin/litellm.db
+  python -m proxy serve --config config.yaml --log-file -     # log to stderr only
+"""
+
+#: Subcommands register here: name -> (add_arguments, run). Other modules (keys, backup,
+#: prune) add themselves in `_commands()` so this file stays the single place errors are shown.
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+
+def _add_serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="config.yaml (LiteLLM format); default: none, an empty gateway")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4000, help="port (default 4000; 0 picks a free one)")
+    parser.add_argument("--db", help="request log SQLite file (default general_settings.database_path)")
+    parser.add_argument("--keys-db", help="virtual keys SQLite file (default keys.db beside --db)")
+    parser.add_argument("--log-file", help="gateway log file ('-' for stderr only; default from config)")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+    from .config import load_config
+    from .logsetup import configure_logging
+
+    config = load_config(args.config)
+    log_file = None if args.log_file is None else ("" if args.log_file == "-" else args.log_file)
+    configure_logging(config.general, config.litellm, log_file=log_file)
+    app = create_app(config, db_path=args.db, keys_db_path=args.keys_db)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is optional off Linux/macOS
+        pass
+    logging.getLogger("proxy").info("Shin Gateway %s on http://%s:%d", __version__, args.host, args.port)
+    # run_app handles SIGINT/SIGTERM: stops accepting, finishes in-flight requests, then runs
+    # cleanup_ctx, which flushes the request log.
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        # aiohttp's banner names the bound address (the real port when --port 0).
+        print=lambda banner: logging.getLogger("proxy").info(banner.splitlines()[0].strip("= ")),
+        shutdown_timeout=30,
+    )
+    return 0
+
+
+def _commands() -> dict[str, Command]:
+    commands: dict[str, Command] = {"serve": (_add_serve, _run_serve)}
+    return commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shin-proxy",
+        description="Shin Gateway: an OpenAI-compatible LLM gateway that logs every request to SQLite.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, run) in _commands().items():
+        child = sub.add_parser(name, help=(run.__doc__ or "").strip().splitlines()[0] if run.__doc__ else None,
+                               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments(child)
+        child.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(f"shin-proxy: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"shin-proxy: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

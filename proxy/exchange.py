@@ -1,0 +1,73 @@
+"""The state of one LLM request as it moves through the gateway.
+
+Handlers fill it in; `accounting.RequestLogger.finish()` turns it into exactly one log row.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .auth import Principal
+from .router import Target
+from .usage import TokenUsage
+
+
+@dataclass(slots=True)
+class Exchange:
+    endpoint: str
+    client_ip: str | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_wall: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    model: str = ""
+    body: dict[str, Any] | None = None
+    stream: bool = False
+    target: Target | None = None
+    upstream_started: float | None = None
+    upstream_finished: float | None = None
+    first_token_at: float | None = None
+    usage: TokenUsage | None = None
+    response_text: str | None = None
+    cost: float | None = None
+    cost_status: str | None = None
+    status: int = 0
+    error_type: str | None = None
+    error_message: str | None = None
+    finished_at: float | None = None
+    logged: bool = False
+    #: Per-hook scratch space (e.g. a rate limiter remembers it admitted this request).
+    hook_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user_id(self) -> str | None:
+        if self.principal is not None and self.principal.user_id:
+            return self.principal.user_id
+        user = self.body.get("user") if self.body else None
+        return user if isinstance(user, str) and user else None
+
+    def fail(self, status: int, error_type: str, message: str) -> None:
+        self.status = status
+        self.error_type = error_type
+        self.error_message = message
+
+    @property
+    def latency(self) -> float:
+        end = self.finished_at if self.finished_at is not None else time.perf_counter()
+        return end - self.started
+
+    @property
+    def upstream_latency(self) -> float | None:
+        if self.upstream_started is None:
+            return None
+        end = self.upstream_finished or self.finished_at or time.perf_counter()
+        return end - self.upstream_started
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        if self.first_token_at is None:
+            return None
+        return self.first_token_at - self.started

@@ -1,0 +1,236 @@
+"""A fast, deterministic OpenAI-compatible provider for tests, the demo and benchmarks.
+
+The upstream model name steers behaviour, so a config can point a model at a failure:
+  error-<status>     always answers that HTTP status with an OpenAI error body
+  slow-<seconds>     waits that long before answering (timeouts)
+  nousage            never reports usage (the gateway must estimate)
+  cutoff             streams a few chunks, then drops the connection
+Anything else answers normally. Replies are derived from the prompt, so they repeat exactly.
+
+  python -m proxy.fake_upstream --port 9000 --latency 0.05 --error-rate 0.02 --stream-chunks 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+WORDS = (
+    "the gateway logs every request so that cost latency and errors are visible to the team "
+    "while the report shows trends per model user and key with charts tables and exports"
+).split()
+
+
+@dataclass(frozen=True)
+class FakeOptions:
+    latency: float = 0.0  # seconds before the first byte
+    chunk_delay: float = 0.0  # seconds between streamed chunks
+    stream_chunks: int = 12
+    completion_words: int = 12
+    error_rate: float = 0.0  # fraction of requests answered 500, deterministic by count
+    embedding_dims: int = 8
+
+
+OPTIONS: web.AppKey[FakeOptions] = web.AppKey("fake_options")
+COUNTER: web.AppKey[list[int]] = web.AppKey("fake_counter")
+
+
+def _tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    if "messages" in body:
+        return " ".join(
+            str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict)
+        )
+    value = body.get("prompt", body.get("input", ""))
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _reply_words(prompt: str, count: int) -> list[str]:
+    seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
+    return [WORDS[(seed + i * 7) % len(WORDS)] for i in range(count)]
+
+
+def _error(status: int, message: str) -> web.Response:
+    kind = "rate_limit_error" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}, status=status
+    )
+
+
+async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Response:
+    options = request.app[OPTIONS]
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "invalid JSON")
+    model = str(body.get("model", ""))
+    counter = request.app[COUNTER]
+    counter[0] += 1
+    if model.startswith("error-"):
+        return _error(int(model.split("-", 1)[1]), f"fake upstream error for {model}")
+    if options.error_rate and (counter[0] * options.error_rate) % 1 < options.error_rate:
+        return _error(500, "fake upstream: injected failure")
+    delay = float(model.split("-", 1)[1]) if model.startswith("slow-") else options.latency
+    if delay:
+        await asyncio.sleep(delay)
+    return body, model
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, chat=True)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, chat=False)
+
+
+async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
+    pre = await _preamble(request)
+    if isinstance(pre, web.Response):
+        return pre
+    body, model = pre
+    options = request.app[OPTIONS]
+    prompt = _prompt(body)
+    created = int(time.time())
+    rid = "chatcmpl-" + hashlib.sha1(prompt.encode()).hexdigest()[:24]
+    obj = "chat.completion" if chat else "text_completion"
+    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+    if body.get("stream"):
+        count = options.stream_chunks
+    else:
+        count = options.completion_words
+    if isinstance(max_tokens, int) and max_tokens > 0:
+        count = min(count, max_tokens)
+    words = _reply_words(prompt, count)
+    usage = {
+        "prompt_tokens": _tokens(prompt),
+        "completion_tokens": len(words),
+        "total_tokens": _tokens(prompt) + len(words),
+    }
+    report_usage = model != "nousage"
+    if not body.get("stream"):
+        text = " ".join(words)
+        choice = (
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            if chat
+            else {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+        )
+        payload: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
+        if report_usage:
+            payload["usage"] = usage
+        return web.json_response(payload)
+
+    include_usage = report_usage and bool((body.get("stream_options") or {}).get("include_usage"))
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    chunk_obj = "chat.completion.chunk" if chat else "text_completion"
+    for i, word in enumerate(words):
+        piece = word if i == 0 else " " + word
+        choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None} if chat else {
+            "index": 0, "text": piece, "finish_reason": None}
+        if chat and i == 0:
+            choice["delta"]["role"] = "assistant"
+        chunk: dict[str, Any] = {"id": rid, "object": chunk_obj, "created": created, "model": model, "choices": [choice]}
+        if include_usage:
+            chunk["usage"] = None
+        await response.write(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
+        if model == "cutoff" and i == 2:
+            assert request.transport is not None
+            request.transport.close()  # a provider dying mid-answer
+            return response
+        if options.chunk_delay:
+            await asyncio.sleep(options.chunk_delay)
+    final = {"index": 0, "delta": {}, "finish_reason": "stop"} if chat else {"index": 0, "text": "", "finish_reason": "stop"}
+    last: dict[str, Any] = {"id": rid, "object": chunk_obj, "created": created, "model": model, "choices": [final]}
+    if include_usage:
+        last["usage"] = None
+    await response.write(b"data: " + json.dumps(last, separators=(",", ":")).encode() + b"\n\n")
+    if include_usage:
+        tail = {"id": rid, "object": chunk_obj, "created": created, "model": model, "choices": [], "usage": usage}
+        await response.write(b"data: " + json.dumps(tail, separators=(",", ":")).encode() + b"\n\n")
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    pre = await _preamble(request)
+    if isinstance(pre, web.Response):
+        return pre
+    body, model = pre
+    inputs = body.get("input", "")
+    items = inputs if isinstance(inputs, list) else [inputs]
+    dims = request.app[OPTIONS].embedding_dims
+    data = []
+    for index, item in enumerate(items):
+        digest = hashlib.sha256(str(item).encode()).digest()
+        data.append({"object": "embedding", "index": index, "embedding": [b / 255 for b in digest[:dims]]})
+    tokens = sum(_tokens(str(i)) for i in items)
+    payload: dict[str, Any] = {"object": "list", "data": data, "model": model}
+    if model != "nousage":
+        payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return web.json_response(payload)
+
+
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]})
+
+
+def create_fake_app(options: FakeOptions | None = None) -> web.Application:
+    app = web.Application()
+    app[OPTIONS] = options or FakeOptions()
+    app[COUNTER] = [0]
+    for prefix in ("", "/v1"):
+        app.router.add_post(f"{prefix}/chat/completions", chat)
+        app.router.add_post(f"{prefix}/completions", completions)
+        app.router.add_post(f"{prefix}/embeddings", embeddings)
+        app.router.add_get(f"{prefix}/models", models)
+    app.router.add_post("/openai/deployments/{deployment}/chat/completions", chat)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m proxy.fake_upstream",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between stream chunks")
+    parser.add_argument("--stream-chunks", type=int, default=12, help="content chunks per stream")
+    parser.add_argument("--completion-words", type=int, default=12, help="words per non-streamed answer")
+    parser.add_argument("--error-rate", type=float, default=0.0, help="fraction answered with HTTP 500")
+    args = parser.parse_args(argv)
+    options = FakeOptions(
+        latency=args.latency,
+        chunk_delay=args.chunk_delay,
+        stream_chunks=args.stream_chunks,
+        completion_words=args.completion_words,
+        error_rate=args.error_rate,
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    web.run_app(create_fake_app(options), host=args.host, port=args.port, access_log=None,
+                print=lambda _: print(f"fake upstream on http://{args.host}:{args.port}", flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

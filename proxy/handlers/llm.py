@@ -1,0 +1,145 @@
+"""The OpenAI-compatible endpoints: chat completions, completions, embeddings, models."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import usage as usage_mod
+from ..auth import bearer_token
+from ..errors import BadRequest, PermissionDenied
+from ..exchange import Exchange
+from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER
+from ..upstream import open_upstream
+from .streaming import relay_stream
+
+EXCHANGE = "shin.exchange"
+
+# Paths as the client calls them → (path sent upstream, what the response carries).
+LLM_ROUTES: dict[str, tuple[str, str]] = {
+    "/v1/chat/completions": ("/chat/completions", "chat"),
+    "/chat/completions": ("/chat/completions", "chat"),
+    "/v1/completions": ("/completions", "completion"),
+    "/completions": ("/completions", "completion"),
+    "/v1/embeddings": ("/embeddings", "embedding"),
+    "/embeddings": ("/embeddings", "embedding"),
+}
+
+
+def new_exchange(request: web.Request) -> Exchange:
+    ex = Exchange(endpoint=request.path, client_ip=request.remote)
+    request[EXCHANGE] = ex
+    return ex
+
+
+async def handle_llm(request: web.Request) -> web.StreamResponse:
+    ex: Exchange = request[EXCHANGE]
+    upstream_path, kind = LLM_ROUTES[request.path]
+    app = request.app
+
+    raw = await request.read()
+    try:
+        ex.principal = await app[AUTH].authenticate(bearer_token(request))
+    except Exception:
+        _peek_model(ex, raw)  # so the failed-auth row still says which model was wanted
+        raise
+    ex.body = _parse_body(raw)
+    ex.model = _model_of(ex.body)
+    ex.stream = kind != "embedding" and ex.body.get("stream") is True
+
+    targets = app[ROUTER].targets(ex.model)
+    if not ex.principal.may_use(ex.model):
+        raise PermissionDenied(
+            f"This key is not allowed to use model `{ex.model}`. "
+            f"Allowed: {', '.join(ex.principal.models)}.",
+            param="model",
+            code="model_not_allowed",
+        )
+    for hook in app[HOOKS]:
+        await hook.admit(ex)
+
+    session = app[CLIENT]
+    max_retries = app[ROUTER].max_retries
+    if ex.stream:
+        return await relay_stream(request, ex, session, targets, upstream_path, max_retries)
+
+    async with open_upstream(
+        session, ex, targets, upstream_path, stream=False, include_usage=False, max_retries=max_retries
+    ) as upstream:
+        body = await upstream.read()
+        ex.upstream_finished = time.perf_counter()
+        content_type = upstream.headers.get("Content-Type", "application/json")
+    _account_response(ex, body, kind)
+    ex.status = 200
+    app[REQUEST_LOGGER].price(ex)
+    headers = {
+        "Content-Type": content_type,
+        "x-litellm-call-id": ex.request_id,
+        "x-litellm-response-cost": f"{ex.cost:.10f}".rstrip("0").rstrip(".") if ex.cost else "0",
+        "x-litellm-model-api-base": ex.target.api_base if ex.target else "",
+    }
+    response = web.Response(body=body, status=200, headers=headers)
+    # Send it here rather than after the middleware so `latency` ends at the last byte sent.
+    await response.prepare(request)
+    await response.write_eof()
+    return response
+
+
+async def list_models(request: web.Request) -> web.Response:
+    principal = await request.app[AUTH].authenticate(bearer_token(request))
+    names = [m for m in request.app[ROUTER].model_names if principal.may_use(m)]
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 1677610602, "owned_by": "shin-gateway"}
+                for name in names
+            ],
+        }
+    )
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise BadRequest("Request body is empty: expected a JSON object.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object.")
+    return body
+
+
+def _model_of(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("You must provide a model parameter.", param="model")
+    return model
+
+
+def _peek_model(ex: Exchange, raw: bytes) -> None:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return
+    if isinstance(body, dict) and isinstance(body.get("model"), str):
+        ex.model = body["model"]
+
+
+def _account_response(ex: Exchange, body: bytes, kind: str) -> None:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return
+    if not isinstance(payload, dict):
+        return
+    ex.usage = usage_mod.from_openai(payload.get("usage"))
+    if kind != "embedding":
+        ex.response_text = usage_mod.response_text(payload)

@@ -1,0 +1,68 @@
+"""The one place errors become HTTP responses, and LLM requests get logged exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .errors import AuthError, GatewayError, PayloadTooLarge
+from .handlers.llm import EXCHANGE, LLM_ROUTES, new_exchange
+from .state import REQUEST_LOGGER
+
+log = logging.getLogger("proxy")
+auth_log = logging.getLogger("proxy.auth")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(exc: GatewayError) -> web.Response:
+    return web.json_response(exc.envelope(), status=exc.status, headers=exc.headers)
+
+
+@web.middleware
+async def errors_and_logging(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ex = new_exchange(request) if request.path in LLM_ROUTES and request.method == "POST" else None
+    try:
+        response = await handler(request)
+        if ex is not None and ex.status == 0:
+            ex.status = response.status
+        return response
+    except GatewayError as exc:
+        if isinstance(exc, AuthError):
+            auth_log.warning(
+                "auth failed: %s path=%s client=%s", exc.message, request.path, request.remote
+            )
+        if ex is not None:
+            ex.fail(exc.status, exc.type, exc.message)
+        return error_response(exc)
+    except web.HTTPRequestEntityTooLarge as exc:
+        err = PayloadTooLarge(f"Request body too large ({exc.text}).")
+        if ex is not None:
+            ex.fail(err.status, err.type, err.message)
+        return error_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not _is_api(request):
+            raise
+        err = GatewayError(exc.reason)
+        err.status, err.type = exc.status, "invalid_request_error"
+        return error_response(err)
+    except asyncio.CancelledError:
+        if ex is not None and ex.status == 0:
+            ex.fail(499, "client_disconnected", "Request cancelled before a response was sent.")
+        raise
+    except Exception as exc:
+        log.exception("unhandled error on %s", request.path)
+        if ex is not None:
+            ex.fail(500, "internal_error", f"Internal error: {type(exc).__name__}")
+        err = GatewayError("Internal error in the gateway; see gateway.log.")
+        return error_response(err)
+    finally:
+        if ex is not None:
+            request.app[REQUEST_LOGGER].finish(ex)
+
+
+def _is_api(request: web.Request) -> bool:
+    return not request.path.startswith("/ui")

@@ -1,0 +1,105 @@
+"""Cost of a request in USD.
+
+Prices are resolved once per deployment at start-up: config overrides first, then genai-prices
+(by `provider/name`, then model_info.base_model). A model with no
+price costs 0 with cost_status 'unpriced', so the report can show it instead of a silent $0.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from genai_prices import Usage
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import ModelPrice
+
+from .settings import Deployment
+
+log = logging.getLogger("proxy.pricing")
+
+PRICED = "priced"
+CONFIG = "config"
+UNPRICED = "unpriced"
+NO_USAGE = "none"
+
+# LiteLLM provider prefixes that name a genai-prices provider differently.
+_PROVIDER_ALIASES = {"azure_ai": "azure", "vertex_ai": "google", "gemini": "google", "bedrock": "aws"}
+
+
+@dataclass(frozen=True)
+class Price:
+    status: str
+    model_price: ModelPrice | None = None
+    input_per_token: float = 0.0
+    output_per_token: float = 0.0
+    matched: str | None = None  # which genai-prices model this resolved to
+
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> tuple[float, str]:
+        """(USD, cost_status) for one request's usage."""
+        if prompt_tokens == 0 and completion_tokens == 0:
+            return 0.0, NO_USAGE if self.status != UNPRICED else UNPRICED
+        if self.status == CONFIG:
+            return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token, CONFIG
+        if self.model_price is None:
+            return 0.0, UNPRICED
+        usage = Usage(
+            input_tokens=prompt_tokens,
+            output_tokens=completion_tokens,
+            cache_read_tokens=cached_tokens or None,
+        )
+        return float(self.model_price.calc_price(usage)["total_price"]), PRICED
+
+
+UNPRICED_PRICE = Price(UNPRICED)
+
+
+def resolve_price(deployment: Deployment, when: datetime | None = None) -> Price:
+    params = deployment.litellm_params
+    if params.input_cost_per_token is not None or params.output_cost_per_token is not None:
+        return Price(
+            CONFIG,
+            input_per_token=params.input_cost_per_token or 0.0,
+            output_per_token=params.output_cost_per_token or 0.0,
+        )
+    snapshot = get_snapshot()
+    provider_id, _, name = params.model.partition("/") if "/" in params.model else ("", "", params.model)
+    provider_id = _PROVIDER_ALIASES.get(provider_id, provider_id) or None
+    # Never fall back to the public model_name: a self-hosted model called "gpt-4" must not
+    # be billed at OpenAI's price. base_model is the explicit way to say what it costs like.
+    candidates = [(name, provider_id), (name, None)]
+    if deployment.model_info.base_model:
+        candidates.append((deployment.model_info.base_model, None))
+    for ref, provider in candidates:
+        try:
+            found_provider, model = snapshot.find_provider_model(ref, None, provider, None)
+            model_price = model.get_prices(when or datetime.now(UTC))
+        except LookupError:
+            continue
+        return Price(PRICED, model_price=model_price, matched=f"{found_provider.id}/{model.id}")
+    return UNPRICED_PRICE
+
+
+class PriceBook:
+    """Prices per deployment, looked up by identity on the hot path."""
+
+    def __init__(self, deployments: tuple[Deployment, ...]) -> None:
+        self._prices: dict[int, Price] = {}
+        for deployment in deployments:
+            price = resolve_price(deployment)
+            self._prices[id(deployment)] = price
+            if price.status == UNPRICED:
+                log.warning(
+                    "no price for %s (%s): its requests log cost 0 with cost_status=unpriced; "
+                    "set input_cost_per_token/output_cost_per_token to price it",
+                    deployment.model_name,
+                    deployment.litellm_params.model,
+                )
+            else:
+                log.debug("price for %s: %s %s", deployment.model_name, price.status, price.matched)
+
+    def for_deployment(self, deployment: Deployment | None) -> Price:
+        if deployment is None:
+            return UNPRICED_PRICE
+        return self._prices.get(id(deployment), UNPRICED_PRICE)

@@ -1,0 +1,109 @@
+"""Every setting of config.yaml, declared once with its default and help.
+
+The sections mirror LiteLLM's proxy config so an existing config works as is; `report` and
+`alerts` are ours. `config.py` reads YAML into these dataclasses, coercing types by annotation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field carrying its help text (shown by `python -m proxy config-help`)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class LitellmParams:
+    model: str = setting("", "Upstream model as provider/name, e.g. openai/gpt-4o-mini.")
+    api_base: str | None = setting(None, "Base URL of the OpenAI-compatible upstream.")
+    api_key: str | None = setting(None, "Key sent upstream as Bearer; use os.environ/NAME.")
+    api_version: str | None = setting(None, "Azure api-version query parameter.")
+    timeout: float | None = setting(None, "Seconds before the upstream call fails with 504.")
+    stream_timeout: float | None = setting(None, "Seconds to wait for each streamed chunk.")
+    rpm: int | None = setting(None, "Requests per minute this deployment accepts (informational).")
+    tpm: int | None = setting(None, "Tokens per minute this deployment accepts (informational).")
+    input_cost_per_token: float | None = setting(None, "USD per prompt token; overrides genai-prices.")
+    output_cost_per_token: float | None = setting(None, "USD per completion token; overrides genai-prices.")
+    extra_headers: dict[str, str] = setting({}, "Extra headers sent upstream.")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str | None = setting(None, "Free-form id (LiteLLM compatibility).")
+    mode: str | None = setting(None, "chat, completion or embedding (informational).")
+    base_model: str | None = setting(None, "Model name used for pricing when the alias is custom.")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    model_name: str = setting("", "The name clients ask for.")
+    litellm_params: LitellmParams = field(
+        default_factory=LitellmParams, metadata={"help": "How to reach the upstream."}
+    )
+    model_info: ModelInfo = field(default_factory=ModelInfo, metadata={"help": "Optional metadata."})
+
+
+@dataclass(frozen=True)
+class GeneralSettings:
+    master_key: str | None = setting(None, "Admin Bearer key; without one the gateway is open.")
+    database_path: str = setting("litellm.db", "Request log SQLite file (--db overrides).")
+    keys_database_path: str | None = setting(None, "Virtual keys and budgets; default keys.db beside the log.")
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    json_logs: bool = setting(False, "Write gateway.log lines as JSON objects.")
+    log_file: str | None = setting("gateway.log", "Gateway log file; null logs to stderr only.")
+    log_max_bytes: int = setting(0, "Rotate log_file past this size (0: never; use logrotate).")
+    log_backup_count: int = setting(7, "Rotated log files kept.")
+    ui_username: str | None = setting(None, "Basic-auth user for /ui (or UI_USERNAME).")
+    ui_password: str | None = setting(None, "Basic-auth password for /ui (or UI_PASSWORD).")
+    ui_dir: str = setting("public", "Folder of the built report served at /ui.")
+    store_prompts: bool = setting(True, "Store request messages and response text in the log.")
+    max_stored_chars: int = setting(10000, "Cap on stored messages/response text per row.")
+    request_timeout: float = setting(600.0, "Default upstream timeout in seconds.")
+    max_request_bytes: int = setting(32 * 1024 * 1024, "Largest request body accepted.")
+    metrics_auth: bool = setting(False, "Require the master key on /metrics.")
+    retention_days: int | None = setting(None, "Prune request-log rows older than this many days.")
+    slow_request_threshold: float | None = setting(None, "Seconds after which a request alerts as slow.")
+
+
+@dataclass(frozen=True)
+class LitellmSettings:
+    max_budget: float | None = setting(None, "USD the whole gateway may spend per budget_duration.")
+    budget_duration: str | None = setting(None, "Budget period: 30s, 1h, 1d, 7d, 30d.")
+    success_callback: list[str] = setting([], "Callbacks for successful requests, e.g. webhook.")
+    failure_callback: list[str] = setting([], "Callbacks for failed requests, e.g. slack.")
+    set_verbose: bool = setting(False, "Same as log_level DEBUG.")
+    request_timeout: float | None = setting(None, "Default upstream timeout (LiteLLM name).")
+    drop_params: bool = setting(False, "Accepted for compatibility; requests pass through.")
+    num_retries: int = setting(0, "Retries on another deployment after a connection failure.")
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    title: str = setting("Shin Gateway", "Title of the static report.")
+    datasette_url: str | None = setting(None, "Base URL of Datasette; tables link to its queries.")
+    report_url: str | None = setting(None, "Public URL of the report (used in Datasette and alerts).")
+
+
+@dataclass(frozen=True)
+class Config:
+    models: tuple[Deployment, ...] = ()
+    general: GeneralSettings = field(default_factory=GeneralSettings)
+    litellm: LitellmSettings = field(default_factory=LitellmSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+    alerts: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+    def env(self, name: str) -> str | None:
+        """A variable from environment_variables, else the process environment."""
+        return self.environment.get(name, os.environ.get(name))
+
+    @property
+    def model_names(self) -> list[str]:
+        return sorted({d.model_name for d in self.models})

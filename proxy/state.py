@@ -1,0 +1,44 @@
+"""Typed application state: every long-lived object of the gateway, one AppKey each."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .accounting import RequestLogger
+    from .auth import Authenticator, MasterKeyAuth
+    from .exchange import Exchange
+    from .logdb.record import RequestRecord
+    from .logdb.writer import LogWriter
+    from .router import Router
+    from .settings import Config
+
+
+class RequestHook(Protocol):
+    """Admission control and accounting around each LLM request (budgets, limits, metrics).
+
+    `admit` runs after authentication and model lookup, before the upstream call, and raises a
+    GatewayError to refuse. `complete` runs once per logged request, admitted or not, on the
+    event loop: it must be quick and must not raise.
+    """
+
+    async def admit(self, exchange: Exchange) -> None: ...
+
+    def complete(self, exchange: Exchange, record: RequestRecord) -> None: ...
+
+
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
+WRITER: web.AppKey[LogWriter] = web.AppKey("writer")
+REQUEST_LOGGER: web.AppKey[RequestLogger] = web.AppKey("request_logger")
+ROUTER: web.AppKey[Router] = web.AppKey("router")
+MASTER: web.AppKey[MasterKeyAuth] = web.AppKey("master")
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+HOOKS: web.AppKey[list[RequestHook]] = web.AppKey("hooks")
+CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("client")
+DB_PATH: web.AppKey[str] = web.AppKey("db_path")
+KEYS_DB_PATH: web.AppKey[str] = web.AppKey("keys_db_path")
+EXTRAS: web.AppKey[dict[str, Any]] = web.AppKey("extras")

@@ -1,0 +1,128 @@
+"""Calls to the upstream provider: one pooled ClientSession, errors mapped to our exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from .errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from .exchange import Exchange
+from .router import Target
+
+log = logging.getLogger("proxy.upstream")
+
+# Connection-level failures worth trying on the next deployment: nothing reached the model.
+RETRYABLE = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)
+
+
+def new_client_session() -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=0,  # our concurrency is bounded by our clients; don't queue behind a pool cap
+        limit_per_host=0,
+        ttl_dns_cache=300,
+        keepalive_timeout=30,
+    )
+    return aiohttp.ClientSession(connector=connector, trust_env=True)
+
+
+def upstream_payload(ex: Exchange, target: Target, include_usage: bool) -> bytes:
+    """The body sent upstream: the client's, with the upstream model name."""
+    payload = dict(ex.body or {})
+    payload["model"] = target.upstream_model
+    payload.pop("metadata", None)  # LiteLLM's own field, never forwarded
+    if include_usage:
+        options = dict(payload.get("stream_options") or {})
+        options["include_usage"] = True
+        payload["stream_options"] = options
+    return json.dumps(payload).encode("utf-8")
+
+
+@asynccontextmanager
+async def open_upstream(
+    session: aiohttp.ClientSession,
+    ex: Exchange,
+    targets: list[Target],
+    path: str,
+    *,
+    stream: bool,
+    include_usage: bool,
+    max_retries: int,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """POST to the first reachable target; yields a response with a 2xx status.
+
+    Raises UpstreamUnreachable (502), UpstreamTimeout (504) or UpstreamError (the upstream's own
+    status and body) — the caller never sees aiohttp's exceptions.
+    """
+    attempts = targets[: max_retries + 1] if max_retries else targets[:1]
+    last_error: GatewayError | None = None
+    for target in attempts:
+        ex.target = target
+        timeout = (
+            aiohttp.ClientTimeout(total=None, sock_connect=target.timeout, sock_read=target.stream_timeout)
+            if stream
+            else aiohttp.ClientTimeout(total=target.timeout)
+        )
+        body = upstream_payload(ex, target, include_usage)
+        ex.upstream_started = time.perf_counter()
+        try:
+            response = await session.post(
+                target.url(path), data=body, headers=target.headers, timeout=timeout
+            )
+        except RETRYABLE as exc:
+            last_error = UpstreamUnreachable(
+                f"Upstream for model `{ex.model}` is unreachable ({type(exc).__name__})."
+            )
+            log.warning("upstream %s unreachable: %s", target.api_base, exc)
+            continue
+        except (TimeoutError, asyncio.TimeoutError):
+            raise UpstreamTimeout(
+                f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(
+                f"Upstream for model `{ex.model}` failed: {type(exc).__name__}."
+            ) from None
+        try:
+            if response.status >= 400:
+                raise await _upstream_error(response, ex, target)
+            yield response
+        except (TimeoutError, asyncio.TimeoutError):
+            raise UpstreamTimeout(
+                f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
+            ) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise UpstreamUnreachable(
+                f"Upstream for model `{ex.model}` broke off the response ({type(exc).__name__})."
+            ) from None
+        finally:
+            response.release()
+        return
+    assert last_error is not None
+    raise last_error
+
+
+async def _upstream_error(response: aiohttp.ClientResponse, ex: Exchange, target: Target) -> UpstreamError:
+    raw = await response.read()
+    body: dict[str, Any] | None = None
+    try:
+        parsed = json.loads(raw)
+        body = parsed if isinstance(parsed, dict) else None
+    except ValueError:
+        pass
+    message = None
+    if body and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+    elif body and isinstance(body.get("error"), str):
+        message = body["error"]
+        body = None
+    if not message:
+        text = raw.decode("utf-8", "replace").strip()[:500]
+        message = f"Upstream returned HTTP {response.status}" + (f": {text}" if text else "")
+    return UpstreamError(response.status, str(message), body)
