@@ -15,8 +15,9 @@ import os
 import re
 
 import click
-from datasette import hookimpl
 from datasette.utils.asgi import Response
+
+from datasette import hookimpl
 
 PASSWORD_HASH_ENV = "DATASETTE_PASSWORD_HASH"
 USERNAME_ENV = "DATASETTE_USERNAME"

@@ -9,6 +9,7 @@ route or plugin issued it.
 from __future__ import annotations
 
 import click
+
 from datasette import hookimpl
 
 LOG_TABLE = "request_log"
