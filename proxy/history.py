@@ -100,10 +100,12 @@ def generate_history(
     end = float(int(time.time() if now is None else now))
     start = end - days * 86400
     hours = days * 24
+    # Each day gets its own level (busy and quiet days) on a slow growth trend.
+    day_level = [rng.uniform(0.8, 1.2) * (0.85 + 0.3 * d / days) for d in range(days)]
     weights = []
     for h in range(hours):
         moment = time.gmtime(start + h * 3600)
-        weights.append(_diurnal(moment.tm_hour, moment.tm_wday))
+        weights.append(_diurnal(moment.tm_hour, moment.tm_wday) * day_level[h // 24])
     total = sum(weights)
     # Largest-remainder rounding: exactly `rows` records whatever the weights.
     exact = [rows * w / total for w in weights]

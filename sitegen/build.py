@@ -1,0 +1,87 @@
+"""One build: read the log (SQL aggregates only), write the site to a temporary folder, swap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalogue import PAGES, TABLES
+from .charts import chart_spec
+from .data import Clock, Reader, Table, open_readonly
+from .progress import Progress
+from .publish import publish, staging
+from .render import SiteContext, SiteWriter
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    db: Path
+    out: Path
+    title: str = "Shin Gateway"
+    datasette_url: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    rows: int
+    pages: int
+    charts: int
+    tables: int
+    files: int
+    seconds: float
+
+
+def build_site(options: BuildOptions, clock: Clock, progress: Progress) -> BuildResult:
+    progress.stage(f"reading {options.db} (read-only), now = {clock.label}")
+    conn = open_readonly(options.db)
+    try:
+        reader = Reader(conn, clock)
+        extent = reader.extent()
+        progress.stage(f"querying {len(TABLES)} tables over {extent['requests']:,} logged requests")
+        tables: dict[str, Table] = {}
+        for i, spec in enumerate(TABLES, 1):
+            progress.step(i, len(TABLES), spec.name)
+            tables[spec.name] = reader.table(spec)
+    finally:
+        conn.close()
+
+    charts = {
+        s.chart: s.table for page in PAGES for s in page.sections if s.chart is not None
+    }
+    progress.stage(f"drawing {len(charts)} charts")
+    specs = {
+        name: chart_spec(name, tables[table])
+        for name, table in sorted(charts.items())
+        if tables[table].recorded and tables[table].rows
+    }
+
+    context = SiteContext(
+        title=options.title,
+        generated=clock.label,
+        extent=extent,
+        pages=PAGES,
+        tables=tables,
+        specs=specs,
+        datasette_url=options.datasette_url,
+    )
+    with staging(options.out) as tmp:
+        progress.stage(f"writing {len(PAGES)} pages, data files and assets")
+        writer = SiteWriter(tmp, context)
+        writer.assets()
+        for table in tables.values():
+            writer.data(table)
+        for name, spec in specs.items():
+            writer.chart(name, spec)
+        for page in PAGES:
+            writer.page(page)
+        progress.stage(f"publishing to {options.out}")
+        publish(tmp, options.out, epoch=clock.epoch)
+
+    return BuildResult(
+        rows=int(extent["requests"]),  # type: ignore[call-overload]
+        pages=len(PAGES),
+        charts=len(specs),
+        tables=len(tables),
+        files=len(context.written),
+        seconds=progress.elapsed,
+    )

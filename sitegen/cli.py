@@ -1,0 +1,104 @@
+"""Command line of the report generator (`python -m sitegen`, console script `shin-report`).
+
+Subcommands register themselves in `COMMANDS`; every error becomes one line on stderr and a
+non-zero exit here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from proxy.config import load_config
+from proxy.errors import ConfigError
+
+from .build import BuildOptions, build_site
+from .data import Clock
+from .errors import SitegenError
+from .progress import Progress
+
+BUILD_HELP = """\
+Render the request log into a static site: Overview, Cost, Usage, Performance, Errors and
+Pricing coverage pages, every table and chart with its CSV and JSON beside it.
+
+The database is opened read-only. The site is built in a temporary folder next to --out and
+swapped in at the end, so a failed build leaves the published site as it was.
+Set SOURCE_DATE_EPOCH to fix "now" (identical files for the same database).
+
+examples:
+  python -m sitegen build
+  python -m sitegen build --db /var/lib/shin/litellm.db --out /srv/www/report
+  SOURCE_DATE_EPOCH=1767225600 python -m sitegen build --db litellm.db --out public
+"""
+
+
+def _build(args: argparse.Namespace) -> int:
+    config_path: Path | None = args.config
+    if config_path is None and Path("config.yaml").exists():
+        config_path = Path("config.yaml")  # the default is optional; an explicit one is not
+    report = load_config(config_path).report
+    options = BuildOptions(
+        db=args.db,
+        out=args.out,
+        title=args.title or report.title,
+        datasette_url=args.datasette_url or report.datasette_url,
+    )
+    progress = Progress(quiet=args.quiet)
+    result = build_site(options, Clock.from_environment(), progress)
+    progress.summary(
+        f"{result.rows:,} rows read, {result.pages} pages, {result.charts} charts, "
+        f"{result.tables} tables, {result.files} files in {result.seconds:.2f} s -> {args.out}"
+    )
+    return 0
+
+
+def _add_build(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build", help="render the static site", description=BUILD_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--db", type=Path, default=Path("litellm.db"),
+                   help="request log database (default: litellm.db)")
+    p.add_argument("--out", type=Path, default=Path("public"),
+                   help="output folder, replaced atomically (default: public)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="config.yaml for the report: section (default: ./config.yaml if present)")
+    p.add_argument("--title", help="site title (default: report.title of the config)")
+    p.add_argument("--datasette-url", help="link tables to this Datasette (default: "
+                   "report.datasette_url of the config)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(handler=_build)
+
+
+#: Each adds one subcommand; e.g. alerts can be added here without touching the rest.
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_build]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sitegen",
+        description="Shin Gateway report generator.",
+        epilog="example: python -m sitegen build --db litellm.db --out public",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in COMMANDS:
+        add(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"sitegen: config: {exc}", file=sys.stderr)
+        return 2
+    except SitegenError as exc:
+        print(f"sitegen: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("sitegen: interrupted; the published site is unchanged", file=sys.stderr)
+        return 130

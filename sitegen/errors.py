@@ -1,0 +1,21 @@
+"""Named errors of the report generator; cli.py turns each into a one-line message."""
+
+from __future__ import annotations
+
+
+class SitegenError(Exception):
+    """Anything that stops a build; the previously published site stays as it was."""
+
+    exit_code = 1
+
+
+class DatabaseError(SitegenError):
+    """The log database is missing, unreadable or not the gateway's."""
+
+    exit_code = 2
+
+
+class PublishError(SitegenError):
+    """The output folder cannot be replaced safely."""
+
+    exit_code = 3

@@ -1,0 +1,168 @@
+"""Writing the site into a folder: pages (Jinja2), data files (CSV, JSON), chart specs, assets.
+
+All request text reaches the HTML through Jinja's autoescape, and the embedded chart specs
+through `safe_json`, which escapes <, > and & (as Jinja's tojson does) so no string from a
+request can close the <script> element holding it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import jinja2
+from markupsafe import Markup
+
+from .catalogue import Page, Section
+from .data import Table
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "site_templates"
+MARKER = ".shin-report"
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
+# Spreadsheets run cells starting with these as formulas: prefix such text with a quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def dumps(value: object) -> str:
+    """Deterministic JSON: sorted keys, ASCII only (U+2028 and friends escaped too)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+
+
+def safe_json(value: object) -> Markup:
+    text = dumps(value)
+    for char, escaped in _JSON_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return Markup(text)
+
+
+def cell(value: object, kind: str = "text") -> str:
+    """A value as shown in an HTML table (the CSV and JSON keep the raw value)."""
+    if value is None:
+        return "—"
+    if kind == "int":
+        return f"{int(value):,}"  # type: ignore[call-overload]
+    if kind == "usd":
+        amount = float(value)  # type: ignore[arg-type]
+        return f"${amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"${amount:,.4f}"
+    if kind == "sec":
+        return f"{float(value):.3f} s"  # type: ignore[arg-type]
+    if kind == "pct":
+        return f"{float(value):.2f}%"  # type: ignore[arg-type]
+    if kind == "num":
+        return f"{float(value):,.2f}"  # type: ignore[arg-type]
+    if kind == "change":
+        number = float(value)  # type: ignore[arg-type]
+        return f"{'+' if number > 0 else '−' if number < 0 else '±'}{abs(number):.1f}%"
+    return str(value)
+
+
+def csv_text(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    keys = [c.key for c in table.spec.columns]
+    writer.writerow(keys)
+    for row in table.rows:
+        values = []
+        for key in keys:
+            value = row.get(key)
+            if value is None:
+                value = ""
+            elif isinstance(value, str) and value.startswith(_FORMULA_START):
+                value = "'" + value
+            values.append(value)
+        writer.writerow(values)
+    return out.getvalue()
+
+
+def json_document(table: Table) -> dict[str, object]:
+    spec = table.spec
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "window": {"label": spec.window.label, "start": table.start, "end": table.end},
+        "columns": [c.key for c in spec.columns],
+        "recorded": table.recorded,
+        "missing_columns": list(table.missing),
+        "rows": table.rows,
+    }
+
+
+@dataclass
+class SiteContext:
+    """Everything the templates need besides the page itself."""
+
+    title: str
+    generated: str
+    extent: dict[str, object]
+    pages: tuple[Page, ...]
+    tables: dict[str, Table]
+    specs: dict[str, dict[str, object]]
+    datasette_url: str | None = None
+    written: list[Path] = field(default_factory=list)
+
+    def datasette_link(self, table: Table) -> str | None:
+        name = table.spec.datasette
+        if not (self.datasette_url and name):
+            return None
+        days = table.spec.window.days
+        query = f"?{urlencode({'days': days})}" if days is not None else ""
+        return f"{self.datasette_url.rstrip('/')}/litellm/{name}{query}"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["cell"] = cell
+    env.filters["safe_json"] = safe_json
+    return env
+
+
+class SiteWriter:
+    def __init__(self, root: Path, context: SiteContext) -> None:
+        self.root = root
+        self.context = context
+        self.env = environment()
+
+    def _write(self, relative: str, text: str) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="\n")
+        self.context.written.append(path)
+
+    def page(self, page: Page) -> None:
+        template = self.env.get_template("index.html" if page.slug == "index" else "page.html")
+        sections: list[tuple[Section, Table]] = [
+            (s, self.context.tables[s.table]) for s in page.sections
+        ]
+        html = template.render(site=self.context, page=page, sections=sections)
+        self._write(page.filename, html)
+
+    def data(self, table: Table) -> None:
+        if not table.recorded:
+            return
+        self._write(f"data/{table.name}.csv", csv_text(table))
+        self._write(f"data/{table.name}.json", dumps(json_document(table)) + "\n")
+
+    def chart(self, name: str, spec: dict[str, object]) -> None:
+        self._write(f"data/chart-{name}.vl.json", dumps(spec) + "\n")
+
+    def assets(self) -> None:
+        source = TEMPLATES / "static"
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                target = self.root / "assets" / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                self.context.written.append(target)
+        self._write(MARKER, "A site built by shin-report (python -m sitegen build).\n")
