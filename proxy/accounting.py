@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from .exchange import Exchange
+from .handlers.streaming import CLIENT_CLOSED
 from .logdb.record import RequestRecord, utc_timestamp
 from .logdb.writer import LogWriter
 from .pricing import NO_USAGE
@@ -36,7 +37,10 @@ class RequestLogger:
         """Fill usage (estimating when the upstream gave none) and cost, once."""
         if ex.cost is not None:
             return
-        if ex.usage is None and ex.status < 400 and ex.body is not None and ex.target is not None:
+        # Estimate when the upstream produced something but no usage: a success without a
+        # usage block, or a stream that broke off (either side) after some text.
+        produced = ex.status < 400 or bool(ex.response_text)
+        if ex.usage is None and produced and ex.body is not None and ex.target is not None:
             ex.usage = estimate(prompt_text(ex.body), ex.response_text or "")
         if ex.usage is None or ex.target is None:
             ex.cost, ex.cost_status = 0.0, NO_USAGE
@@ -68,7 +72,11 @@ class RequestLogger:
         principal = ex.principal
         body = ex.body or {}
         metadata = body.get("metadata")
-        response = ex.error_message if ex.status >= 400 or ex.error_message else ex.response_text
+        # A client that hung up saw text, not an error: keep what was streamed to it.
+        if ex.status >= 400 and ex.status != CLIENT_CLOSED:
+            response = ex.error_message
+        else:
+            response = ex.response_text
         return RequestRecord(
             timestamp=utc_timestamp(ex.started_wall),
             request_id=ex.request_id,

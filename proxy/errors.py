@@ -106,3 +106,7 @@ class UpstreamError(GatewayError):
         if self.body and isinstance(self.body.get("error"), dict):
             return self.body
         return super().envelope()
+
+
+class OperationError(Exception):
+    """An operations command (backup, prune) cannot proceed; the message says why."""

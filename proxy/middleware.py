@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .errors import AuthError, GatewayError, PayloadTooLarge
 from .handlers.llm import EXCHANGE, LLM_ROUTES, new_exchange
+from .handlers.streaming import CLIENT_CLOSED
 from .state import REQUEST_LOGGER
 
 log = logging.getLogger("proxy")
@@ -50,8 +51,10 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         err.status, err.type = exc.status, "invalid_request_error"
         return error_response(err)
     except asyncio.CancelledError:
-        if ex is not None and ex.status == 0:
-            ex.fail(499, "client_disconnected", "Request cancelled before a response was sent.")
+        # aiohttp cancels the handler when the client goes away (also mid-stream, after a 200
+        # went out): the row must say the client closed, with whatever was streamed.
+        if ex is not None and ex.status < 400:
+            ex.fail(CLIENT_CLOSED, "client_disconnected", "Client closed the connection.")
         raise
     except Exception as exc:
         log.exception("unhandled error on %s", request.path)

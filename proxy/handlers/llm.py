@@ -16,7 +16,7 @@ from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER
 from ..upstream import open_upstream
 from .streaming import relay_stream
 
-EXCHANGE = "shin.exchange"
+EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange", Exchange)
 
 # Paths as the client calls them → (path sent upstream, what the response carries).
 LLM_ROUTES: dict[str, tuple[str, str]] = {
