@@ -15,6 +15,7 @@ from .auth import MasterKeyAuth
 from .handlers.health import health
 from .handlers.llm import LLM_ROUTES, handle_llm, list_models
 from .logdb.writer import LogWriter
+from .metrics import setup_metrics
 from .middleware import errors_and_logging
 from .pricing import PriceBook
 from .router import Router
@@ -77,6 +78,7 @@ def create_app(
 
     # Features register their routes, hooks and cleanup contexts here, one call each.
     # (keys/budgets, metrics, callbacks, ui, retention)
+    setup_metrics(app)
 
     if master.open:
         log.warning(
