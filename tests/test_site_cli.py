@@ -1,0 +1,179 @@
+"""`python -m sitegen build`: exit codes, one-line errors, empty and older databases, publishing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sitegen.cli import main
+from tests.site_fixtures import NOW, build, empty_db, guide_only_db, history_db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(NOW))
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from proxy.history import generate_history
+    from tests.site_fixtures import write_records
+
+    path = tmp_path_factory.mktemp("small") / "litellm.db"
+    write_records(path, generate_history(days=3, rows=200, seed=5, now=NOW - 60))
+    return path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_module_entry_point_builds_and_reports(small_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "public"
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(NOW)}
+    result = subprocess.run(
+        [sys.executable, "-m", "sitegen", "build", "--db", str(small_db), "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("sitegen: reading ") and "2025-12-31 14:30 UTC" in lines[0]
+    assert lines[-1].startswith("sitegen: 200 rows read, 6 pages, 12 charts, 31 tables")
+    assert "\r" not in result.stderr  # not a terminal: no progress bar
+    assert (out / "index.html").is_file()
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "--help"])
+    assert exc.value.code == 0
+    assert "examples:" in capsys.readouterr().out
+
+
+def test_missing_database_fails_and_keeps_the_previous_site(
+    small_db: Path, tmp_path: Path, epoch: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "public"
+    assert main(["build", "--db", str(small_db), "--out", str(out), "-q"]) == 0
+    before = snapshot(out)
+    capsys.readouterr()
+    code = main(["build", "--db", str(tmp_path / "nope.db"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 2  # the first stage line, then the one-line error
+    assert err.splitlines()[-1] == f"sitegen: error: {tmp_path / 'nope.db'}: database not found"
+    assert snapshot(out) == before
+    assert leftovers(tmp_path) == []
+    assert not (tmp_path / "nope.db").exists()
+
+
+@pytest.mark.parametrize("content", [b"this is not a database" * 200, b""])
+def test_corrupt_database_fails_and_keeps_the_previous_site(
+    small_db: Path, tmp_path: Path, epoch: None, content: bytes,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "public"
+    build(small_db, out)
+    before = snapshot(out)
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(content)
+    code = main(["build", "--db", str(bad), "--out", str(out), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith(f"sitegen: error: {bad}: ")
+    assert snapshot(out) == before
+    assert bad.read_bytes() == content
+    assert leftovers(tmp_path) == []
+
+
+def test_empty_database_builds_a_real_site(tmp_path: Path, epoch: None) -> None:
+    db = empty_db(tmp_path / "litellm.db")
+    out = tmp_path / "public"
+    assert main(["build", "--db", str(db), "--out", str(out), "-q"]) == 0
+    for page in out.glob("*.html"):
+        assert "No requests have been logged yet" in page.read_text()
+    assert "No requests in this period." in (out / "cost.html").read_text()
+    assert (out / "data" / "usage_by_model.csv").read_text() == (
+        "model,requests,prompt_tokens,completion_tokens,total_tokens,total_cost\n")
+    # Aggregates with no rows draw no chart; zero-filled series draw honest zeros.
+    assert not (out / "data" / "chart-cost_by_model.vl.json").exists()
+    trend = json.loads((out / "data" / "daily_cost_trend.json").read_text())["rows"]
+    assert len(trend) == 30 and {r["daily_cost"] for r in trend} == {0}
+
+
+def test_older_guide_only_database_says_not_recorded(tmp_path: Path, epoch: None) -> None:
+    db = guide_only_db(tmp_path / "old.db")
+    out = tmp_path / "public"
+    assert main(["build", "--db", str(db), "--out", str(out), "-q"]) == 0
+    pricing = (out / "pricing.html").read_text()
+    assert "Not recorded: this database has no cost_status, tokens_estimated columns" in pricing
+    assert "gpt-4o" in (out / "cost.html").read_text()
+    assert "Not recorded: this database has no key_alias column" in (out / "usage.html").read_text()
+    assert not (out / "data" / "usage_by_key.csv").exists()
+    assert "llama3-local" in (out / "data" / "zero_cost_models.csv").read_text()
+
+
+def test_refuses_to_replace_a_folder_it_did_not_build(
+    small_db: Path, tmp_path: Path, epoch: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert main(["build", "--db", str(small_db), "--out", str(precious), "-q"]) == 3
+    assert "not a site built by shin-report" in capsys.readouterr().err
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_publish_swaps_whole_sites_and_keeps_gitkeep(small_db: Path, tmp_path: Path) -> None:
+    history = history_db(tmp_path / "history.db")
+    out = tmp_path / "public"
+    out.mkdir()
+    (out / ".gitkeep").write_text("")
+    build(small_db, out)
+    assert (out / ".gitkeep").exists()
+    stale = out / "data" / "stale.csv"
+    stale.write_text("left over by hand")
+    build(history, out)
+    assert not stale.exists()  # a swap, not an overlay
+    assert (out / ".gitkeep").exists()
+    assert "llama3-local" in (out / "data" / "unpriced_models.csv").read_text()
+    assert leftovers(tmp_path) == []
+    assert oct(out.stat().st_mode & 0o777) == "0o755"
+
+
+def test_bad_source_date_epoch(small_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    assert main(["build", "--db", str(small_db), "--out", str(tmp_path / "o"), "-q"]) != 0
+    assert "SOURCE_DATE_EPOCH" in capsys.readouterr().err
+
+
+def test_config_report_section_sets_title_and_datasette(small_db: Path, tmp_path: Path,
+                                                       epoch: None) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("report:\n  title: Team <LLM> usage\n  datasette_url: http://127.0.0.1:8001\n")
+    out = tmp_path / "public"
+    assert main(["build", "--db", str(small_db), "--out", str(out), "--config", str(config),
+                 "-q"]) == 0
+    html = (out / "usage.html").read_text()
+    assert "Team &lt;LLM&gt; usage" in html
+    assert 'href="http://127.0.0.1:8001/litellm/usage_by_model?days=7"' in html
+
+
+def test_explicit_missing_config_is_an_error(small_db: Path, tmp_path: Path, epoch: None,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["build", "--db", str(small_db), "--out", str(tmp_path / "o"),
+                 "--config", str(tmp_path / "missing.yaml")])
+    assert code == 2
+    assert "missing.yaml: file not found" in capsys.readouterr().err
