@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover
         pass
     web.run_app(create_fake_app(options), host=args.host, port=args.port, access_log=None,
-                print=lambda _: print(f"fake upstream on http://{args.host}:{args.port}", flush=True))
+                # aiohttp's banner carries the bound address: the real port when --port 0.
+                print=lambda banner: print("fake upstream: " + banner.splitlines()[0].strip("= "), flush=True))
     return 0
 
 
