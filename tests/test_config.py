@@ -1,0 +1,67 @@
+"""config.yaml: LiteLLM's format, os.environ/ indirection, clear errors, the shipped example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.config import load_config, parse_config, parse_duration
+from proxy.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_example_config_loads():
+    config = load_config(ROOT / "config.yaml", env={"OPENAI_API_KEY": "sk-example"})
+    assert config.model_names == ["gpt-4o-mini"]
+    assert config.models[0].litellm_params.api_key == "sk-example"
+    assert config.general.store_prompts is True and config.general.database_path == "litellm.db"
+
+
+def test_environment_variables_section_feeds_os_environ_references():
+    raw = {
+        "environment_variables": {"UPSTREAM_KEY": "os.environ/REAL_KEY", "SLACK_WEBHOOK_URL": "http://hook"},
+        "model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", "api_key": "os.environ/UPSTREAM_KEY"}}],
+    }
+    config = parse_config(raw, env={"REAL_KEY": "k-123"})
+    assert config.models[0].litellm_params.api_key == "k-123"
+    assert config.env("SLACK_WEBHOOK_URL") == "http://hook"
+
+
+def test_ui_credentials_fall_back_to_environment():
+    config = parse_config({}, env={"UI_USERNAME": "admin", "UI_PASSWORD": "pw"})
+    assert (config.general.ui_username, config.general.ui_password) == ("admin", "pw")
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"general_settings": {"json_logs": "maybe"}}, "general_settings.json_logs: expected true or false"),
+        ({"general_settings": {"log_level": "LOUD"}}, "general_settings.log_level"),
+        ({"model_list": [{"model_name": "m", "litellm_params": {"model": "openai/m", "timeout": -1}}]}, "timeout: must be > 0"),
+        ({"general_settings": "oops"}, "general_settings: expected a mapping"),
+        ({"litellm_settings": {"max_budget": "lots"}}, "litellm_settings.max_budget: expected a number"),
+    ],
+)
+def test_invalid_values_name_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_config(raw, env={})
+
+
+def test_unknown_keys_warn(caplog):
+    parse_config({"general_settings": {"shiny": True}, "mystery": 1}, env={})
+    assert "general_settings.shiny" in caplog.text and "mystery" in caplog.text
+
+
+@pytest.mark.parametrize("text, seconds", [("30s", 30), ("5m", 300), ("1h", 3600), ("7d", 604800), ("1mo", 2592000)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_bad_yaml_is_one_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("model_list: [unclosed\n  - x: :")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "\n" not in str(info.value) and "not valid YAML" in str(info.value)
