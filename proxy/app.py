@@ -17,6 +17,7 @@ from .handlers.llm import LLM_ROUTES, handle_llm, list_models
 from .logdb.writer import LogWriter
 from .metrics import setup_metrics
 from .middleware import errors_and_logging
+from .ops.retention import setup_retention
 from .pricing import PriceBook
 from .router import Router
 from .settings import Config
@@ -78,6 +79,7 @@ def create_app(
 
     # Features register their routes, hooks and cleanup contexts here, one call each.
     # (keys/budgets, metrics, callbacks, ui, retention)
+    setup_retention(app)
     setup_metrics(app)
 
     if master.open:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, OperationError
 
 EPILOG = """examples:
   shin-proxy serve --config config.yaml --port 4000
@@ -64,6 +64,10 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 def _commands() -> dict[str, Command]:
     commands: dict[str, Command] = {"serve": (_add_serve, _run_serve)}
+    from .ops.commands import BACKUP, PRUNE
+
+    commands["backup"] = BACKUP
+    commands["prune"] = PRUNE
     return commands
 
 
@@ -91,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"shin-proxy: config error: {exc}", file=sys.stderr)
         return 2
+    except OperationError as exc:
+        print(f"shin-proxy: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

@@ -68,6 +68,9 @@ class GeneralSettings:
     max_request_bytes: int = setting(32 * 1024 * 1024, "Largest request body accepted.")
     metrics_auth: bool = setting(False, "Require the master key on /metrics.")
     retention_days: int | None = setting(None, "Prune request-log rows older than this many days.")
+    retention_interval: float = setting(3600.0, "Seconds between the gateway's retention prunes.")
+    retention_archive_dir: str | None = setting(None, "Archive pruned rows here first (gzip JSON lines per month).")
+    wal_checkpoint_interval: float = setting(60.0, "Seconds between WAL checkpoints of the request log (0: off).")
     slow_request_threshold: float | None = setting(None, "Seconds after which a request alerts as slow.")
 
 

@@ -1,0 +1,137 @@
+"""`shin-proxy backup` and `shin-proxy prune`: argument parsing and output for proxy/ops."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..settings import Config
+
+DEFAULT_CONFIG = "config.yaml"
+
+BACKUP_EXAMPLES = """examples:
+  shin-proxy backup --config config.yaml                 # litellm.db + keys.db into backups/
+  shin-proxy backup --db /var/lib/shin/litellm.db --dest /srv/backups --keep 14
+  make backup KEEP=30
+"""
+
+PRUNE_EXAMPLES = """examples:
+  shin-proxy prune --days 90 --dry-run                   # how many rows would go
+  shin-proxy prune --config config.yaml --days 90        # delete rows older than 90 days
+  shin-proxy prune --days 30 --archive archive/          # gzip JSON lines per month first
+  shin-proxy prune --days 30 --archive archive/ --archive-format sqlite --vacuum
+  make prune DAYS=90
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c",
+                        help=f"config.yaml for the database paths (a missing {DEFAULT_CONFIG} is ignored)")
+    parser.add_argument("--db", help="request log SQLite file (default general_settings.database_path)")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    from ..config import load_config
+
+    if args.config is None:
+        return Config()
+    # `make backup`/`make prune` always pass --config config.yaml; a gateway run without a
+    # config file has none, and its defaults are what we want then. Any other name must exist.
+    if args.config == DEFAULT_CONFIG and not Path(args.config).exists():
+        return Config()
+    return load_config(args.config)
+
+
+def _db_path(args: argparse.Namespace, config: Config) -> Path:
+    return Path(args.db or config.general.database_path)
+
+
+# -- backup --------------------------------------------------------------------------------
+
+
+def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Consistent copies of litellm.db and keys.db (SQLite online backup) "
+                          "while the gateway writes, named <db>-YYYYMMDDTHHMMSSZ.db.")
+    parser.epilog = BACKUP_EXAMPLES
+    _common(parser)
+    parser.add_argument("--keys-db", help="virtual keys SQLite file (default keys.db beside --db)")
+    parser.add_argument("--dest", default="backups", help="backup folder (default backups/)")
+    parser.add_argument("--keep", type=_positive_int, default=7,
+                        help="backups of each database to keep, newest first (default 7)")
+    parser.add_argument("--no-verify", action="store_true", help="skip PRAGMA quick_check on the copy")
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    """Back up litellm.db and keys.db while the gateway runs."""
+    from .backup import backup_databases
+
+    config = _config(args)
+    db = _db_path(args, config)
+    keys = Path(args.keys_db or config.general.keys_database_path or db.with_name("keys.db"))
+    result = backup_databases(db, keys, args.dest, keep=args.keep, verify=not args.no_verify)
+    for path in result.written:
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    for note in result.skipped:
+        print(f"skipped {note}")
+    for path in result.removed:
+        print(f"removed old backup {path}")
+    return 0
+
+
+# -- prune ---------------------------------------------------------------------------------
+
+
+def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Delete request-log rows older than --days in small batches while the "
+                          "gateway keeps serving; keys.db and budgets are never touched.")
+    parser.epilog = PRUNE_EXAMPLES
+    _common(parser)
+    parser.add_argument("--days", type=_positive_int,
+                        help="keep this many days (default general_settings.retention_days)")
+    parser.add_argument("--archive", metavar="DIR", help="archive deleted rows here first, one file per month")
+    parser.add_argument("--archive-format", choices=("jsonl", "sqlite"), default="jsonl",
+                        help="jsonl: request_log-YYYY-MM.jsonl.gz; sqlite: request_log-YYYY-MM.db")
+    parser.add_argument("--vacuum", action="store_true",
+                        help="then shrink the file with VACUUM (blocks writes while it runs)")
+    parser.add_argument("--batch-size", type=_positive_int, default=2000, help="rows per transaction")
+    parser.add_argument("--dry-run", action="store_true", help="only count the rows that would go")
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    """Delete request-log rows older than a retention window."""
+    from .prune import count_old, prune_request_log
+
+    config = _config(args)
+    db = _db_path(args, config)
+    days = args.days or config.general.retention_days
+    if not days:
+        raise ConfigError("prune needs --days N (or general_settings.retention_days)")
+    if args.dry_run:
+        cutoff, count = count_old(db, days)
+        print(f"{count:,} rows older than {days} days (before {cutoff} UTC) would be deleted from {db}")
+        return 0
+    result = prune_request_log(db, days, archive_dir=args.archive, archive_format=args.archive_format,
+                               batch_size=args.batch_size, vacuum=args.vacuum)
+    print(f"deleted {result.deleted:,} rows older than {days} days (before {result.cutoff} UTC) from {db}")
+    for path, rows in sorted(result.archived.items()):
+        print(f"archived {rows:,} rows to {path}")
+    if result.vacuumed:
+        print(f"{result.vacuumed} vacuum: {result.size_before:,} -> {result.size_after:,} bytes")
+    elif result.deleted:
+        print("freed pages will be reused by new rows; pass --vacuum to shrink the file now")
+    return 0
+
+
+BACKUP = (add_backup_arguments, run_backup)
+PRUNE = (add_prune_arguments, run_prune)
