@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .accounting import RequestLogger
 from .auth import MasterKeyAuth
+from .callbacks import setup_callbacks
 from .handlers.health import health
 from .handlers.llm import LLM_ROUTES, handle_llm, list_models
 from .logdb.writer import LogWriter
@@ -81,6 +82,7 @@ def create_app(
     # (keys/budgets, metrics, callbacks, ui, retention)
     setup_retention(app)
     setup_metrics(app)
+    setup_callbacks(app)
 
     if master.open:
         log.warning(

@@ -1,18 +1,14 @@
 """A read-only view of budgets for metrics and alerts, whatever the keys service reports.
 
-The keys service (registered by the keys feature as `app[EXTRAS]["keys"]`) exposes
-`budget_snapshot()`, sync or async. It may be absent (no virtual keys) and its shape may grow,
-so this module accepts, per budget, a mapping or an object with:
+The keys service (registered by the keys feature as `app[EXTRAS]["keys"]`) may be absent (then
+there are no budgets to show) and is read through two methods, sync or async:
 
-    scope         "key" (default) or "gateway"
-    key_hash      SHA-256 of the key (keys only)   -- also read as `hashed_api_key`/`token`
-    key_alias     the key's alias, may be None     -- also read as `alias`
-    max_budget    USD, None or absent: no budget (the entry is skipped)
-    spend         USD spent in the current period
-    period        anything identifying the current period (e.g. `budget_reset_at`, read
-                  from `period`, `period_start`, `budget_reset_at` or `reset_at`)
+    budget_snapshot()  per key: a tuple (alias or display name, key-hash prefix, spend,
+                       max_budget), or a mapping/object with key_alias, key_hash, spend,
+                       max_budget and optionally scope and period (e.g. budget_reset_at)
+    global_snapshot()  optional: (spend this period, max_budget) of the whole gateway
 
-either as one iterable of entries, or as `{"keys": [...], "gateway": {...} | None}`.
+Entries without a max_budget are skipped: there is nothing to run out of.
 """
 
 from __future__ import annotations
@@ -73,15 +69,17 @@ def snapshot_sync(app: web.Application) -> list[Budget]:
     if service is None:
         return []
     try:
-        raw = service.budget_snapshot()
+        keys = service.budget_snapshot()
+        total = service.global_snapshot() if hasattr(service, "global_snapshot") else None
     except Exception:
-        log.exception("keys service budget_snapshot() failed")
+        log.exception("keys service budget snapshot failed")
         return []
-    if inspect.isawaitable(raw):
-        if hasattr(raw, "close"):
-            raw.close()  # never awaited: avoid the "coroutine was never awaited" warning
-        return []
-    return normalise(raw)
+    for raw in (keys, total):
+        if inspect.isawaitable(raw):
+            if hasattr(raw, "close"):
+                raw.close()  # never awaited: avoid the "coroutine was never awaited" warning
+            return []
+    return normalise(keys) + _gateway(total)
 
 
 async def snapshot(app: web.Application) -> list[Budget] | None:
@@ -90,13 +88,24 @@ async def snapshot(app: web.Application) -> list[Budget] | None:
     if service is None:
         return None
     try:
-        raw = service.budget_snapshot()
-        if inspect.isawaitable(raw):
-            raw = await raw
+        keys = service.budget_snapshot()
+        if inspect.isawaitable(keys):
+            keys = await keys
+        total = service.global_snapshot() if hasattr(service, "global_snapshot") else None
+        if inspect.isawaitable(total):
+            total = await total
     except Exception:
-        log.exception("keys service budget_snapshot() failed")
+        log.exception("keys service budget snapshot failed")
         return []
-    return normalise(raw)
+    return normalise(keys) + _gateway(total)
+
+
+def _gateway(raw: Any) -> list[Budget]:
+    """global_snapshot(): (spend, max_budget), or a mapping like a per-key entry."""
+    if isinstance(raw, tuple) and len(raw) == 2:
+        raw = {"spend": raw[0], "max_budget": raw[1]}
+    budget = _one(raw, "gateway") if raw is not None else None
+    return [budget] if budget is not None else []
 
 
 def normalise(raw: Any) -> list[Budget]:
@@ -118,6 +127,10 @@ def normalise(raw: Any) -> list[Budget]:
 
 
 def _one(item: Any, scope: str | None) -> Budget | None:
+    if isinstance(item, tuple) and len(item) == 4:
+        label, hash_prefix, spend, max_budget = item
+        item = {"key_alias": label, "key_hash": hash_prefix, "spend": spend, "max_budget": max_budget}
+
     def get(*names: str) -> Any:
         for name in names:
             value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)

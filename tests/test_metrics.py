@@ -10,9 +10,6 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.budgetview import KEYS_SERVICE
-from proxy.state import EXTRAS
-
 from .conftest import MASTER_KEY, default_raw_config
 
 
@@ -131,28 +128,39 @@ async def test_metrics_open_by_default(gateway) -> None:
     assert "litellm_spend_metric" in m
 
 
-class _KeysWithBudgets:
-    """Stands in for the keys service's public surface only (the snapshot it exposes)."""
-
-    def budget_snapshot(self) -> dict[str, Any]:
-        return {
-            "keys": [
-                {"key_hash": "ab" * 32, "key_alias": "team-a", "max_budget": 10.0, "spend": 2.5},
-                {"key_hash": "cd" * 32, "key_alias": None, "max_budget": None, "spend": 1.0},
-            ],
-            "gateway": {"max_budget": 100.0, "spend": 40.0},
-        }
-
-
-async def test_remaining_budget_read_at_scrape_time(gateway) -> None:
+async def test_remaining_budget_per_key_read_at_scrape_time(gateway) -> None:
     m = await scrape(gateway.url)
-    assert value(m, "litellm_remaining_api_key_budget_metric") == 0  # no keys service: no samples
-    gateway.app[EXTRAS][KEYS_SERVICE] = _KeysWithBudgets()
+    assert value(m, "litellm_remaining_api_key_budget_metric") == 0  # no key has a budget yet
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{gateway.url}/key/generate", json={"key_alias": "team-a", "max_budget": 1.0},
+            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            key = (await resp.json())["key"]
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+    await client.chat.completions.create(model="house-model", messages=[{"role": "user", "content": "hi"}])
+    await client.close()
+    (row,) = gateway.rows("SELECT cost, key_hash FROM request_log WHERE key_alias = 'team-a'")
+    assert row["cost"] > 0
     m = await scrape(gateway.url)
-    assert value(m, "litellm_remaining_api_key_budget_metric", api_key_alias="team-a") == 7.5
-    assert value(m, "litellm_api_key_max_budget_metric", hashed_api_key="ab" * 32) == 10.0
-    assert len(m["litellm_remaining_api_key_budget_metric"]) == 1  # a key without budget: none
-    assert value(m, "shin_remaining_gateway_budget_metric") == 60.0
+    assert value(m, "litellm_remaining_api_key_budget_metric", api_key_alias="team-a") == pytest.approx(
+        1.0 - row["cost"]
+    )
+    assert value(m, "litellm_api_key_max_budget_metric", api_key_alias="team-a") == 1.0
+    (sample,) = m["litellm_remaining_api_key_budget_metric"]
+    assert row["key_hash"].startswith(sample.labels["hashed_api_key"])
+    assert key not in str(m)  # never the key itself
+
+
+async def test_remaining_gateway_budget(gateway_factory, upstream_base, dead_base) -> None:
+    raw = default_raw_config(upstream_base, dead_base)
+    raw["litellm_settings"] = {"max_budget": 5.0, "budget_duration": "30d"}
+    gw = await gateway_factory(raw)
+    await gw.client.chat.completions.create(model="house-model", messages=[{"role": "user", "content": "hi"}])
+    (row,) = gw.rows("SELECT cost FROM request_log")
+    m = await scrape(gw.url)
+    assert value(m, "shin_remaining_gateway_budget_metric") == pytest.approx(5.0 - row["cost"])
 
 
 async def test_two_apps_in_one_process_keep_separate_counts(gateway_factory, tmp_path) -> None:
