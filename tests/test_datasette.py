@@ -1,202 +1,47 @@
-"""`make explore`: the real Datasette command from the Makefile, on a log the gateway's writer wrote.
-
-One Datasette process per configuration (open; login + a planted write query; refusals that
-exit at start-up), all started on port 0 with the command `make -n explore` prints.
+"""`make explore`: the real Datasette command from the Makefile, on a log the gateway's writer is
+still writing. One Datasette process per configuration, started on port 0 with the command
+`make -n explore` prints (see datasette_harness); the login configuration is in
+test_datasette_login.py.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import re
-import shlex
 import sqlite3
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
 from proxy.logdb.record import RequestRecord, utc_timestamp
-from proxy.logdb.writer import LogWriter
-
-REPO = Path(__file__).resolve().parents[1]
-METADATA = REPO / "datasette" / "metadata.yml"
-DAY = 86400.0
-
-# The static report links to these by name: the set is a contract.
-CANNED_QUERIES = (
-    "recent_requests",
-    "usage_by_model",
-    "usage_by_user",
-    "cost_by_model",
-    "daily_cost_trend",
-    "latency_by_model",
-    "latency_percentiles",
-    "error_rates",
-    "hourly_throughput",
-    "top_users_by_cost",
-    "most_expensive_requests",
-    "request_volume_by_hour",
-    "failed_requests",
-    "token_efficiency",
-    "todays_stats",
-    "todays_top_models",
+from tests.datasette_harness import (
+    CANNED_QUERIES,
+    METADATA,
+    MODELS,
+    REPO,
+    USERS,
+    LogDb,
+    clean_env,
+    explore_command,
+    rows,
+    run_to_exit,
+    running_log,
+    start,
+    stop,
 )
-
-MODELS = {  # name: (typical latency in seconds, USD per token)
-    "gpt-4o": (1.8, 6e-6),
-    "gpt-4o-mini": (0.6, 4e-7),
-    "claude-3-5-sonnet": (2.4, 9e-6),
-    "text-embedding-3-small": (0.15, 2e-8),
-}
-USERS = ("alice", "bob", "carol", None)
-# Ages in days, kept clear of the 1/7/30-day window edges so expected counts are exact.
-AGES = (0.3, 2, 3.5, 6, 12, 25, 45)
-FAILURES = (
-    (429, "rate_limit_error", "Rate limit reached for gpt-4o"),
-    (500, "api_error", "upstream returned 500"),
-    (401, "authentication_error", "Invalid API key <script>alert(1)</script>"),
-)
-
-PASSWORD = "correct horse battery staple"
-
-
-def _records(now: float) -> list[RequestRecord]:
-    rng = random.Random(5)
-    since_midnight = now % DAY
-    records = []
-    for i in range(90):
-        model = list(MODELS)[i % len(MODELS)]
-        if i < 24:  # every model has traffic and failures today
-            age = rng.uniform(0, min(3600.0, since_midnight * 0.9))
-        else:
-            age = rng.choice(AGES) * DAY + rng.uniform(0, 3600)
-        typical_latency, price = MODELS[model]
-        failed = i % 6 == 5
-        prompt, completion = rng.randint(20, 3000), rng.randint(0, 800)
-        record = RequestRecord(
-            timestamp=utc_timestamp(now - age),
-            request_id=str(uuid.UUID(int=rng.getrandbits(128))),
-            endpoint="/v1/embeddings" if model.startswith("text-") else "/v1/chat/completions",
-            model=model,
-            user_id=USERS[i % len(USERS)],
-            messages=f'[{{"role": "user", "content": "question {i} <b>bold</b>"}}]',
-            response=f"answer {i}",
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=prompt + completion,
-            cost=round((prompt + completion) * price, 8),
-            latency=round(typical_latency * rng.uniform(0.5, 2.5), 4),
-            status_code=200,
-            key_hash=f"{i % 3:064x}",
-            key_alias=f"team-{i % 3}",
-            provider="anthropic" if model.startswith("claude") else "openai",
-            upstream_model=f"openai/{model}",
-            cost_status="priced",
-            client_ip="127.0.0.1",
-        )
-        if failed:
-            record.status_code, record.error_type, record.response = FAILURES[i % len(FAILURES)]
-            record.completion_tokens, record.total_tokens, record.cost = 0, prompt, 0.0
-            record.cost_status = "none"
-        records.append(record)
-    return records
-
-
-@dataclass
-class LogDb:
-    path: Path
-    writer: LogWriter
-    records: list[RequestRecord]
-
-    def within(self, days: float) -> list[RequestRecord]:
-        cutoff = utc_timestamp(time.time() - days * DAY)
-        return [r for r in self.records if r.timestamp > cutoff]
-
-    def today(self) -> list[RequestRecord]:
-        day = datetime.now(UTC).strftime("%Y-%m-%d")
-        return [r for r in self.records if r.timestamp.startswith(day)]
-
-    def count(self) -> int:
-        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as conn:
-            return conn.execute("SELECT COUNT(*) FROM request_log").fetchone()[0]
 
 
 @pytest.fixture(scope="module")
 def log_db(tmp_path_factory) -> Iterator[LogDb]:
     folder = tmp_path_factory.mktemp("explore")
-    path = folder / "litellm.db"
-    writer = LogWriter(path)
-    writer.start()
-    records = _records(time.time())
-    writer.write_now(records)
-    assert writer.wait_idle()
     # The gateway's second file, beside the log as in production: it must never be served.
     with sqlite3.connect(folder / "keys.db") as keys:
         keys.execute("CREATE TABLE keys (key_hash TEXT PRIMARY KEY, user_id TEXT, spend REAL)")
         keys.execute("INSERT INTO keys VALUES ('ab' || hex(randomblob(31)), 'alice', 1.5)")
-    yield LogDb(path, writer, records)
-    writer.stop()  # the writer stays up all module: Datasette reads while it writes
-
-
-def explore_command(db: Path) -> list[str]:
-    """The command `make explore DB=... PORT=0` runs (port 0: the OS picks a free port)."""
-    printed = subprocess.run(
-        ["make", "-s", "-n", "explore", f"DB={db}", "PORT=0", "HOST=127.0.0.1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.replace("\\\n", " ")
-    [line] = [line for line in printed.splitlines() if "-m datasette serve" in line]
-    return shlex.split(line)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASETTE_")}
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen
-    url: str
-    log: Path
-    db: Path | None = None
-
-
-def start(command: list[str], env: dict[str, str], log: Path) -> Server:
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = re.search(r"Uvicorn running on (http://[\d.]+:\d+)", log.read_text())
-        if found:
-            return Server(process, found.group(1), log)
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    pytest.fail(f"Datasette did not start: {log.read_text()}")
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    # The writer stays up all module: Datasette reads while it writes.
+    with running_log(folder / "litellm.db") as log:
+        yield log
 
 
 @pytest.fixture(scope="module")
@@ -206,12 +51,6 @@ def explore(log_db, tmp_path_factory) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
     stop(server)
-
-
-def rows(client: httpx.Client, path: str, **params) -> list[dict]:
-    response = client.get(path, params={**params, "_shape": "array"})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 # -- the open configuration -------------------------------------------------------------------
@@ -357,20 +196,20 @@ def test_rows_written_after_start_are_visible(explore, log_db):
     user = f"late-{uuid.uuid4().hex[:8]}"
     sql = "SELECT COUNT(*) AS n FROM request_log WHERE user_id = :u"
     assert rows(explore, "/litellm.json", sql=sql, u=user) == [{"n": 0}]
-    log_db.writer.submit(
-        RequestRecord(
-            timestamp=utc_timestamp(),
-            request_id=str(uuid.uuid4()),
-            endpoint="/v1/chat/completions",
-            model="gpt-4o",
-            user_id=user,
-            status_code=200,
-            total_tokens=5,
-            cost=0.01,
-            latency=0.2,
-        )
+    late = RequestRecord(
+        timestamp=utc_timestamp(),
+        request_id=str(uuid.uuid4()),
+        endpoint="/v1/chat/completions",
+        model="gpt-4o",
+        user_id=user,
+        status_code=200,
+        total_tokens=5,
+        cost=0.01,
+        latency=0.2,
     )
+    log_db.writer.submit(late)
     assert log_db.writer.wait_idle()
+    log_db.records.append(late)
     assert rows(explore, "/litellm.json", sql=sql, u=user) == [{"n": 1}]
     assert [r["user_id"] for r in rows(explore, "/litellm/request_log.json", user_id=user)] == [
         user
@@ -381,132 +220,10 @@ def test_rows_written_after_start_are_visible(explore, log_db):
 # -- refusals at start-up ---------------------------------------------------------------------
 
 
-def run_to_exit(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-
-
 def test_refuses_to_serve_keys_db(log_db):
     result = run_to_exit(explore_command(log_db.path.with_name("keys.db")), clean_env())
     assert result.returncode != 0
     assert "never keys.db" in result.stderr
-
-
-def test_refuses_a_plain_text_password(log_db):
-    env = clean_env(DATASETTE_PASSWORD_HASH=PASSWORD)
-    result = run_to_exit(explore_command(log_db.path), env)
-    assert result.returncode != 0
-    assert "datasette hash-password" in result.stderr
-    assert PASSWORD not in result.stderr
-
-
-# -- login configured (and a write query planted, as a careless edit or plugin could) --------
-
-
-@pytest.fixture(scope="module")
-def guarded(log_db, tmp_path_factory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("guarded")
-    # Served under another name, as `make explore DB=backups/litellm-20240101.db` would.
-    backup = folder / "litellm-20240101.db"
-    with sqlite3.connect(log_db.path) as source, sqlite3.connect(backup) as target:
-        source.backup(target)
-    metadata = yaml.safe_load(METADATA.read_text())
-    metadata["databases"]["litellm"]["queries"]["planted_delete"] = {
-        "sql": "DELETE FROM request_log",
-        "write": True,
-    }
-    planted = folder / "metadata.yml"
-    planted.write_text(yaml.safe_dump(metadata))
-    command = explore_command(backup)
-    command[command.index("--metadata") + 1] = str(planted)
-    password_hash = subprocess.run(
-        [str(REPO / ".venv/bin/datasette"), "hash-password", "--no-confirm"],
-        input=PASSWORD,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    env = clean_env(
-        DATASETTE_PASSWORD_HASH=password_hash,
-        DATASETTE_USERNAME="ops",
-        DATASETTE_REPORT_URL="https://reports.example/shin/",
-    )
-    server = start(command, env, folder / "datasette.log")
-    server.db = backup
-    yield server
-    stop(server)
-
-
-@contextmanager
-def log_in(url: str, username: str, password: str) -> Iterator[httpx.Client]:
-    """A client that submitted datasette-auth-passwords' /-/login form, as a browser does."""
-    with httpx.Client(base_url=url, timeout=30) as client:
-        form = client.get("/-/login")
-        token = re.search(r'name="csrftoken" value="([^"]+)"', form.text).group(1)
-        client.post(
-            "/-/login", data={"username": username, "password": password, "csrftoken": token}
-        )
-        yield client
-
-
-GUARDED_PATHS = (
-    "/",
-    "/litellm-20240101",
-    "/litellm-20240101.json",
-    "/litellm-20240101/request_log.json",
-    "/litellm-20240101/usage_by_model.json?days=30",
-    "/litellm-20240101.json?sql=select+1",
-    "/litellm-20240101.db",
-    "/-/metadata.json",
-    "/-/databases.json",
-)
-
-
-@pytest.mark.parametrize("path", GUARDED_PATHS)
-def test_login_is_required_everywhere(guarded, path):
-    response = httpx.get(guarded.url + path, follow_redirects=False)
-    if path.endswith(".json") or ".json?" in path:
-        assert response.status_code == 403
-    else:  # a browser is sent to the login form
-        assert response.status_code == 302
-        assert response.headers["location"] == "/-/login"
-
-
-def test_wrong_password_is_refused(guarded):
-    with log_in(guarded.url, "ops", "not the password") as client:
-        assert "ds_actor" not in client.cookies
-        assert client.get("/litellm-20240101.json").status_code == 403
-
-
-def test_logged_in_user_gets_everything(guarded, log_db):
-    with log_in(guarded.url, "ops", PASSWORD) as client:
-        assert "ds_actor" in client.cookies
-        # The canned queries follow the log to its other name.
-        assert rows(client, "/litellm-20240101/usage_by_model.json", days=30)
-        assert rows(client, "/litellm-20240101/todays_stats.json")
-        assert 'href="https://reports.example/shin/"' in client.get("/").text
-        metadata = client.get("/-/metadata.json").text
-        assert "pbkdf2_sha256" not in metadata and "DATASETTE_PASSWORD_HASH" in metadata
-        assert client.get("/litellm-20240101.db").status_code == 403
-
-
-def test_query_only_stops_a_planted_write_query(guarded):
-    def count() -> int:
-        with sqlite3.connect(f"file:{guarded.db}?mode=ro", uri=True) as conn:
-            return conn.execute("SELECT COUNT(*) FROM request_log").fetchone()[0]
-
-    before = count()
-    with log_in(guarded.url, "ops", PASSWORD) as client:
-        page = client.get("/litellm-20240101/planted_delete")
-        assert page.status_code == 200
-        token = re.search(r'name="csrftoken" value="([^"]+)"', page.text).group(1)
-        response = client.post(
-            "/litellm-20240101/planted_delete",
-            data={"csrftoken": token, "_json": "1"},
-        )
-    assert response.status_code == 200
-    assert response.json()["ok"] is False
-    assert "readonly" in response.json()["message"]
-    assert count() == before > 0
 
 
 # -- a log written by an older gateway: the guide's columns only -------------------------------
