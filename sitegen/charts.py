@@ -28,7 +28,7 @@ def _data(table: Table, parse: dict[str, str] | None = None) -> alt.Data:
 def _utc_x(field: str, title: str, unit: str = "utcyearmonthdate") -> alt.X:
     return alt.X(f"{field}:T", timeUnit=unit, title=title, scale=alt.Scale(type="utc"),
                  axis=alt.Axis(format="%b %d" if unit == "utcyearmonthdate" else "%H:%M",
-                               formatType="utc", labelOverlap=True))
+                               labelOverlap=True))
 
 
 def _base(table: Table, parse: dict[str, str] | None = None) -> alt.Chart:
@@ -39,7 +39,7 @@ def daily_requests(table: Table) -> alt.TopLevelMixin:
     return _base(table, {"date": DATE}).mark_area(line=True, opacity=0.35).encode(
         x=_utc_x("date", "Day (UTC)"),
         y=alt.Y("requests:Q", title="Requests"),
-        tooltip=[alt.Tooltip("date:T", title="Day", format="%Y-%m-%d", formatType="utc"),
+        tooltip=[alt.Tooltip("date:T", title="Day", timeUnit="utcyearmonthdate", format="%Y-%m-%d"),
                  alt.Tooltip("requests:Q", title="Requests", format=",")],
     )
 
@@ -48,7 +48,7 @@ def daily_cost(table: Table) -> alt.TopLevelMixin:
     return _base(table, {"date": DATE}).mark_bar().encode(
         x=_utc_x("date", "Day (UTC)"),
         y=alt.Y("daily_cost:Q", title="Cost (USD)", axis=alt.Axis(format="$,.2f")),
-        tooltip=[alt.Tooltip("date:T", title="Day", format="%Y-%m-%d", formatType="utc"),
+        tooltip=[alt.Tooltip("date:T", title="Day", timeUnit="utcyearmonthdate", format="%Y-%m-%d"),
                  alt.Tooltip("daily_cost:Q", title="Cost", format="$,.4f"),
                  alt.Tooltip("requests:Q", title="Requests", format=",")],
     )
@@ -60,7 +60,7 @@ def _stacked_daily(table: Table, field: str, title: str, fmt: str) -> alt.TopLev
         y=alt.Y(f"sum({field}):Q", title=title, axis=alt.Axis(format=fmt)),
         color=alt.Color("model:N", title="Model", sort="ascending"),
         order=alt.Order("model:N", sort="ascending"),
-        tooltip=[alt.Tooltip("date:T", title="Day", format="%Y-%m-%d", formatType="utc"),
+        tooltip=[alt.Tooltip("date:T", title="Day", timeUnit="utcyearmonthdate", format="%Y-%m-%d"),
                  alt.Tooltip("model:N", title="Model"),
                  alt.Tooltip(f"{field}:Q", title=title, format=fmt)],
     )
@@ -84,7 +84,7 @@ def _horizontal_bars(table: Table, field: str, label: str, title: str, fmt: str,
         x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format=fmt)),
         tooltip=[alt.Tooltip("label:N", title="Name"),
                  alt.Tooltip(f"{field}:Q", title=title, format=fmt)],
-    ).properties(width="container", height={"step": 22})
+    ).properties(width="container", height=max(60, 24 * len(table.rows)))
 
 
 def cost_by_model(table: Table) -> alt.TopLevelMixin:
@@ -112,7 +112,7 @@ def latency_percentiles(table: Table) -> alt.TopLevelMixin:
         x=_utc_x("date", "Day (UTC)"),
         y=alt.Y("seconds:Q", title="Latency (s)"),
         color=alt.Color("percentile:N", title="Percentile", sort=["p50", "p95", "p99"]),
-        tooltip=[alt.Tooltip("date:T", title="Day", format="%Y-%m-%d", formatType="utc"),
+        tooltip=[alt.Tooltip("date:T", title="Day", timeUnit="utcyearmonthdate", format="%Y-%m-%d"),
                  alt.Tooltip("percentile:N", title="Percentile"),
                  alt.Tooltip("seconds:Q", title="Seconds", format=".3f")],
     ).properties(width=280, height=160)
@@ -131,8 +131,8 @@ def hourly_throughput(table: Table) -> alt.TopLevelMixin:
         x=_utc_x("hour", "Hour (UTC)", "utcyearmonthdatehours"),
         y=alt.Y("count:Q", title="Per hour"),
         color=alt.Color("series:N", title=None, sort=["Requests", "Errors"]),
-        tooltip=[alt.Tooltip("hour:T", title="Hour", format="%Y-%m-%d %H:00",
-                             formatType="utc"),
+        tooltip=[alt.Tooltip("hour:T", title="Hour", timeUnit="utcyearmonthdatehours",
+                             format="%Y-%m-%d %H:00"),
                  alt.Tooltip("series:N", title="Series"),
                  alt.Tooltip("count:Q", title="Count", format=",")],
     )
@@ -155,7 +155,7 @@ def status_codes(table: Table) -> alt.TopLevelMixin:
         y=alt.Y("sum(requests):Q", title="Failed requests"),
         color=alt.Color("status_code:N", title="Status", sort="ascending"),
         order=alt.Order("status_code:N", sort="ascending"),
-        tooltip=[alt.Tooltip("date:T", title="Day", format="%Y-%m-%d", formatType="utc"),
+        tooltip=[alt.Tooltip("date:T", title="Day", timeUnit="utcyearmonthdate", format="%Y-%m-%d"),
                  alt.Tooltip("status_code:N", title="Status"),
                  alt.Tooltip("requests:Q", title="Requests", format=",")],
     )
