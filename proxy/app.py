@@ -15,6 +15,7 @@ from .auth import MasterKeyAuth
 from .callbacks import setup_callbacks
 from .handlers.health import health
 from .handlers.llm import LLM_ROUTES, handle_llm, list_models
+from .keys import setup_keys
 from .logdb.writer import LogWriter
 from .metrics import setup_metrics
 from .middleware import errors_and_logging
@@ -80,6 +81,7 @@ def create_app(
 
     # Features register their routes, hooks and cleanup contexts here, one call each.
     # (keys/budgets, metrics, callbacks, ui, retention)
+    setup_keys(app)
     setup_retention(app)
     setup_metrics(app)
     setup_callbacks(app)

@@ -68,6 +68,9 @@ def _commands() -> dict[str, Command]:
 
     commands["backup"] = BACKUP
     commands["prune"] = PRUNE
+    from .keys import cli as keys_cli
+
+    commands["keys"] = (keys_cli.add_arguments, keys_cli.run)
     return commands
 
 
