@@ -41,8 +41,16 @@ explore: install
 		--setting max_returned_rows 1000 --setting allow_download off \
 		--setting default_cache_ttl 0
 
+# Fake upstream + the real gateway on free ports, virtual keys, 30 days of history and live SDK
+# traffic into demo/ (rewritten each run), then the site. DEMO_DIR=path moves it;
+# DEMO_ARGS=--quick is the CI-sized run. The site build is its own step: proxy never imports sitegen.
 demo: install
-	$(PYTHON) -m proxy.demo
+	$(PYTHON) -m proxy.demo --dir $(or $(DEMO_DIR),demo) $(DEMO_ARGS)
+	$(PYTHON) -m sitegen build --db $(or $(DEMO_DIR),demo)/litellm.db --out $(OUT) --config $(or $(DEMO_DIR),demo)/config.yaml
+	@echo ""
+	@echo "Open the report:  file://$(abspath $(OUT))/index.html"
+	@echo "  or serve it:    $(PYTHON) -m proxy serve --config $(or $(DEMO_DIR),demo)/config.yaml --port $(PORT)  then http://$(HOST):$(PORT)/ui"
+	@echo "Explore with SQL: make explore DB=$(or $(DEMO_DIR),demo)/litellm.db  then http://$(HOST):$(EXPLORE_PORT)"
 
 # Headless Chromium for the browser test of the report (Debian package; installed once).
 chromium:
@@ -55,10 +63,10 @@ bench: install
 	$(PYTHON) -m bench
 
 backup: install
-	$(PYTHON) -m proxy backup --config $(CONFIG) --db $(DB)
+	$(PYTHON) -m proxy backup --config $(CONFIG) --db $(DB)$(if $(KEEP), --keep $(KEEP))$(if $(DEST), --dest $(DEST))
 
 prune: install
-	$(PYTHON) -m proxy prune --config $(CONFIG) --db $(DB) --days $(DAYS)
+	$(PYTHON) -m proxy prune --config $(CONFIG) --db $(DB) --days $(DAYS)$(if $(ARCHIVE), --archive $(ARCHIVE))$(if $(VACUUM), --vacuum)
 
 lint: install
 	$(BIN)/ruff check proxy sitegen tests bench datasette
