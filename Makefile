@@ -26,6 +26,7 @@ run: install
 
 report: install
 	$(PYTHON) -m sitegen build --db $(DB) --out $(OUT) $(if $(wildcard $(CONFIG)),--config $(CONFIG))
+	$(PYTHON) -m sitegen alerts --db $(DB) $(if $(wildcard $(CONFIG)),--config $(CONFIG))
 
 # Datasette on the request log only (never keys.db), read-only through datasette/plugins.
 # `make explore DB=path/to/litellm.db PORT=8002`: PORT given here is Datasette's port; without

@@ -14,6 +14,7 @@ from pathlib import Path
 from proxy.config import load_config
 from proxy.errors import ConfigError
 
+from .alerts.cli import add_alerts
 from .build import BuildOptions, build_site
 from .data import Clock
 from .errors import SitegenError
@@ -73,7 +74,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 
 
 #: Each adds one subcommand; e.g. alerts can be added here without touching the rest.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_build]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_build, add_alerts]
 
 
 def parser() -> argparse.ArgumentParser:
