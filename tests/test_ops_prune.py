@@ -15,6 +15,7 @@ import pytest
 from proxy.errors import OperationError
 from proxy.logdb.record import utc_timestamp
 from proxy.ops.prune import prune_request_log, read_archive
+from proxy.state import KEYS_DB_PATH
 
 from .ops_helpers import DAY, all_rows, write_rows
 
@@ -156,3 +157,28 @@ async def test_gateway_keeps_serving_while_prune_runs(gateway_factory, tmp_path:
     live = [r for r in rows if r["user_id"] == "ops-test"]
     assert len(live) == len(served) and {r["status_code"] for r in live} == {200}
     assert len(rows) == 30 + len(served)  # the 30 recent history rows, and every live one
+
+
+async def test_budget_state_survives_pruning_every_row(gateway_factory, upstream_base, dead_base) -> None:
+    from .keys_helpers import PRICED, chat, generate, key_info, keys_config, settle
+
+    gateway = await gateway_factory(keys_config(upstream_base, dead_base))
+    raw = (await generate(gateway, key_alias="pruned", max_budget=1.0, budget_duration="30d"))["key"]
+    for _ in range(4):
+        assert (await chat(gateway, raw, PRICED))[0] == 200
+    await settle(gateway)
+    spent = (await key_info(gateway, raw))["spend"]
+    assert spent > 0
+    # Ten days from now with a one-day window: every row of the log goes.
+    result = await asyncio.to_thread(prune_request_log, gateway.db_path, 1, now=time.time() + 10 * DAY)
+    assert result.deleted == 4 and gateway.rows() == []
+    assert (await key_info(gateway, raw))["spend"] == spent
+    keys = sqlite3.connect(gateway.app[KEYS_DB_PATH])
+    try:
+        stored = keys.execute("SELECT spend FROM keys WHERE key_alias = 'pruned'").fetchone()[0]
+    finally:
+        keys.close()
+    assert stored == pytest.approx(spent)
+    assert (await chat(gateway, raw, PRICED))[0] == 200  # the key keeps working and counting
+    await settle(gateway)
+    assert (await key_info(gateway, raw))["spend"] > spent
