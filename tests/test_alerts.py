@@ -7,7 +7,10 @@ import asyncio
 import email
 import hashlib
 import json
+import shutil
 import sqlite3
+import ssl
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -287,3 +290,44 @@ def test_works_on_a_guide_only_database(tmp_path: Path) -> None:
     result = run_check(alerts, db, tmp_path / "s.json", time.time(), dry_run=True)
     assert result.problems == []
     assert "model_p95_latency[gpt-4]" in result.firing and "errors_last_hour" in result.firing
+
+
+@pytest.fixture
+def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+async def test_email_over_starttls_with_login(tmp_path: Path, tls_cert, monkeypatch) -> None:
+    cert, key = tls_cert
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(), tls_context=server_tls,
+                            require_starttls=True, authenticator=_authenticator, auth_require_tls=True)
+    controller.start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client verifies the server's certificate
+        db = tmp_path / "litellm.db"
+        write_log(db, NOON)
+        alerts = parse_alerts(config(
+            {"channels": [{"type": "email", "to": "ops@example.com"}],
+             "rules": [{"type": "errors_last_hour", "threshold": 1}]},
+            {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(controller.port), "SMTP_STARTTLS": "true",
+             "SMTP_USER": "alerts", "SMTP_PASSWORD": "s3cret"},
+        ))
+        result = await asyncio.to_thread(run_check, alerts, db, tmp_path / "s.json", NOON)
+    finally:
+        controller.stop()
+    assert result.problems == [] and result.delivered
+    (mail,) = sink.messages
+    assert "FIRING errors_last_hour" in mail.get_payload()
+    assert sink.envelopes == [("shin-gateway@localhost", ["ops@example.com"])]
