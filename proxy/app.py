@@ -22,6 +22,7 @@ from .middleware import errors_and_logging
 from .ops.retention import setup_retention
 from .pricing import PriceBook
 from .router import Router
+from .ui import setup_ui
 from .settings import Config
 from .state import (
     AUTH,
@@ -85,6 +86,7 @@ def create_app(
     setup_retention(app)
     setup_metrics(app)
     setup_callbacks(app)
+    setup_ui(app, Path(config.general.ui_dir), config.general.ui_username, config.general.ui_password)
 
     if master.open:
         log.warning(
