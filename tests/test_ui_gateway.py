@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 
 from .conftest import default_raw_config
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def site(tmp_path):
@@ -37,7 +43,7 @@ async def test_ui_basic_auth_from_config(gateway_factory, upstream_base, dead_ba
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{gw.url}/ui/") as resp:
             assert resp.status == 401 and "Basic" in resp.headers["WWW-Authenticate"]
-        async with http.get(f"{gw.url}/ui/", auth=aiohttp.BasicAuth("admin", "wrong")) as resp:
+        async with http.get(f"{gw.url}/ui/", headers=basic("admin", "wrong")) as resp:
             assert resp.status == 401
-        async with http.get(f"{gw.url}/ui/", auth=aiohttp.BasicAuth("admin", "hunter2")) as resp:
+        async with http.get(f"{gw.url}/ui/", headers=basic("admin", "hunter2")) as resp:
             assert resp.status == 200 and "Overview" in await resp.text()
