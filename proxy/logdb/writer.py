@@ -110,19 +110,27 @@ class LogWriter:
                 if first is _STOP:
                     break
                 batch = [first]
-                deadline = time.monotonic() + self.max_latency
-                while len(batch) < self.batch_size:
-                    try:
-                        item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stopping = True
-                        break
-                    batch.append(item)
+                stopping = self._drain(batch)
+                if not stopping and len(batch) < self.batch_size:
+                    # Let the batch grow by sleeping, not by a blocking get() per row: a thread
+                    # woken for every row takes the GIL from the event loop once per request.
+                    time.sleep(self.max_latency)
+                    stopping = self._drain(batch)
                 self._commit(conn, batch)  # type: ignore[arg-type]
         finally:
             conn.close()
+
+    def _drain(self, batch: list[object]) -> bool:
+        """Move queued rows into `batch`, up to batch_size, without waiting; True on stop."""
+        while len(batch) < self.batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)
+        return False
 
     def _commit(self, conn: sqlite3.Connection, batch: list[RequestRecord]) -> None:
         rows = [record.as_row() for record in batch]
