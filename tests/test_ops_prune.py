@@ -133,7 +133,12 @@ def test_prune_command_line(tmp_path: Path) -> None:
     assert len(all_rows(db)) == 4
     assert cli("--db", str(db)).returncode == 2  # no --days and no retention_days
     assert cli("--db", str(db), "--days", "0").returncode == 2  # argparse refuses
-    (tmp_path / "ops.yaml").write_text(f"general_settings:\n  database_path: {db}\n  retention_days: 90\n")
+    # A cron job has no provider keys in its environment: only the paths are read.
+    (tmp_path / "ops.yaml").write_text(
+        "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n"
+        "      api_key: os.environ/SHIN_OPS_TEST_UNSET\n"
+        f"general_settings:\n  master_key: os.environ/SHIN_OPS_TEST_UNSET\n  database_path: {db}\n"
+        "  retention_days: 90\n")
     run = cli("--config", "ops.yaml", "--archive", "arch")
     assert run.returncode == 0, run.stderr
     assert "deleted 2 rows older than 90 days" in run.stdout

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import yaml
+
 from ..errors import ConfigError
 from ..settings import Config
 
@@ -41,16 +43,35 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="request log SQLite file (default general_settings.database_path)")
 
 
+#: The only settings backup and prune read. A cron job has none of the providers' API keys in
+#: its environment, so the rest of config.yaml (and its os.environ/ references) stays unread.
+OPS_SETTINGS = ("database_path", "keys_database_path", "retention_days", "retention_archive_dir")
+
+
 def _config(args: argparse.Namespace) -> Config:
-    from ..config import load_config
+    from ..config import ENV_PREFIX, parse_config
 
     if args.config is None:
         return Config()
+    path = Path(args.config)
     # `make backup`/`make prune` always pass --config config.yaml; a gateway run without a
     # config file has none, and its defaults are what we want then. Any other name must exist.
-    if args.config == DEFAULT_CONFIG and not Path(args.config).exists():
+    if args.config == DEFAULT_CONFIG and not path.exists():
         return Config()
-    return load_config(args.config)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+    general = raw.get("general_settings") if isinstance(raw, dict) else None
+    if not isinstance(general, dict):
+        return Config(source=str(path))
+    wanted = {k: v for k, v in general.items() if k in OPS_SETTINGS}
+    subset: dict[str, object] = {"general_settings": wanted}
+    if any(isinstance(v, str) and v.startswith(ENV_PREFIX) for v in wanted.values()):
+        subset["environment_variables"] = raw.get("environment_variables") or {}
+    return parse_config(subset, source=str(path))
 
 
 def _db_path(args: argparse.Namespace, config: Config) -> Path:
