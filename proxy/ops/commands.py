@@ -82,8 +82,8 @@ def _db_path(args: argparse.Namespace, config: Config) -> Path:
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Consistent copies of litellm.db and keys.db (SQLite online backup) "
-                          "while the gateway writes, named <db>-YYYYMMDDTHHMMSSZ.db.")
+    parser.description = ("Consistent copies of litellm.db and keys.db (SQLite online backup API, not cp)\n"
+                          "while the gateway writes, named <db>-YYYYMMDDTHHMMSSZ.db (UTC), keeping the last N.")
     parser.epilog = BACKUP_EXAMPLES
     _common(parser)
     parser.add_argument("--keys-db", help="virtual keys SQLite file (default keys.db beside --db)")
@@ -114,8 +114,9 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Delete request-log rows older than --days in small batches while the "
-                          "gateway keeps serving; keys.db and budgets are never touched.")
+    parser.description = ("Delete request-log rows older than --days in small batches while the gateway keeps\n"
+                          "serving, optionally archiving them first. keys.db and budgets are never touched.\n"
+                          "Freed pages are reused by new rows; --vacuum also shrinks the file.")
     parser.epilog = PRUNE_EXAMPLES
     _common(parser)
     parser.add_argument("--days", type=_positive_int,
