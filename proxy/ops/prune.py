@@ -31,11 +31,12 @@ from typing import Any
 
 from ..errors import OperationError
 from ..logdb.record import utc_timestamp
-from ..logdb.schema import migrate, table_columns
+from ..logdb.schema import WRITER_PRAGMAS, migrate, table_columns
 
 log = logging.getLogger("proxy.ops.prune")
 
 ARCHIVE_FORMATS = ("jsonl", "sqlite")
+JOURNAL_SIZE_LIMIT = next(p for p in WRITER_PRAGMAS if "journal_size_limit" in p)
 
 COUNT_OLD_SQL = "SELECT COUNT(*) FROM request_log WHERE timestamp < :cutoff"
 # Oldest first through the timestamp index: already-deleted rows are simply gone from it.
@@ -73,6 +74,8 @@ def connect_log(db_path: str | Path) -> sqlite3.Connection:
         raise OperationError(f"{path}: no such database (is --db right?)")
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     conn.execute("PRAGMA busy_timeout=10000")
+    # Per connection: a WAL reset by this one must shrink the file as the writer's would.
+    conn.execute(JOURNAL_SIZE_LIMIT)
     if "timestamp" not in table_columns(conn):
         conn.close()
         raise OperationError(f"{path}: has no request_log table; is this the request log?")
