@@ -11,8 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from proxy.config import load_config
+import yaml
+
+from proxy.config import parse_config
 from proxy.errors import ConfigError
+from proxy.settings import ReportSettings
 
 from .alerts.cli import add_alerts
 from .build import BuildOptions, build_site
@@ -35,11 +38,31 @@ examples:
 """
 
 
+def report_settings(path: Path | None) -> ReportSettings:
+    """The `report:` section of config.yaml, validated by the gateway's own config code.
+
+    Only that section (and environment_variables, which it may refer to) is resolved: a cron
+    job building the report need not have the upstream API keys the gateway's models use.
+    """
+    if path is None:
+        return ReportSettings()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    subset = {k: raw[k] for k in ("report", "environment_variables") if raw.get(k) is not None}
+    return parse_config(subset, source=str(path)).report
+
+
 def _build(args: argparse.Namespace) -> int:
     config_path: Path | None = args.config
     if config_path is None and Path("config.yaml").exists():
         config_path = Path("config.yaml")  # the default is optional; an explicit one is not
-    report = load_config(config_path).report
+    report = report_settings(config_path)
     options = BuildOptions(
         db=args.db,
         out=args.out,

@@ -73,6 +73,10 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA query_only=1")
+        # Percentiles and GROUP BYs sort hundreds of thousands of rows: keep the sorter in
+        # memory (64 MiB of page cache) instead of spilling to temporary files. Halves them.
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA cache_size=-65536")
         columns = table_columns(conn)
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path}: cannot read the database ({exc})") from None
