@@ -25,8 +25,10 @@ run: install
 	$(PYTHON) -m proxy serve --config $(CONFIG) --host $(HOST) --port $(PORT) --db $(DB)
 
 report: install
-	$(PYTHON) -m sitegen build --db $(DB) --out $(OUT) $(if $(wildcard $(CONFIG)),--config $(CONFIG))
-	$(PYTHON) -m sitegen alerts --db $(DB) $(if $(wildcard $(CONFIG)),--config $(CONFIG))
+	@# Alerts first so the overview shows this run's alerts; a failed check still fails the
+	@# target, but only after the site is built.
+	@$(PYTHON) -m sitegen alerts --db $(DB) $(if $(wildcard $(CONFIG)),--config $(CONFIG)); status=$$?; \
+	$(PYTHON) -m sitegen build --db $(DB) --out $(OUT) $(if $(wildcard $(CONFIG)),--config $(CONFIG)) && exit $$status
 
 # Datasette on the request log only (never keys.db), read-only through datasette/plugins.
 # `make explore DB=path/to/litellm.db PORT=8002`: PORT given here is Datasette's port; without

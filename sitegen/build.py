@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .alerts.state import active_alerts
 from .catalogue import PAGES, TABLES
 from .charts import chart_spec
 from .data import Clock, Reader, Table, open_readonly
@@ -19,6 +20,7 @@ class BuildOptions:
     out: Path
     title: str = "Shin Gateway"
     datasette_url: str | None = None
+    alerts_state: Path | None = None  # `sitegen alerts` state file: firing alerts go on the overview
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ def build_site(options: BuildOptions, clock: Clock, progress: Progress) -> Build
         tables=tables,
         specs=specs,
         datasette_url=options.datasette_url,
+        alerts=active_alerts(options.alerts_state) if options.alerts_state else [],
     )
     with staging(options.out) as tmp:
         progress.stage(f"writing {len(PAGES)} pages, data files and assets")

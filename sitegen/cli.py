@@ -14,6 +14,8 @@ from pathlib import Path
 import yaml
 
 from proxy.config import parse_config
+
+from .alerts.state import default_state_path
 from proxy.errors import ConfigError
 from proxy.settings import ReportSettings
 
@@ -58,6 +60,16 @@ def report_settings(path: Path | None) -> ReportSettings:
     return parse_config(subset, source=str(path)).report
 
 
+def alerts_state_file(path: Path | None) -> Path | None:
+    """alerts.state_file of config.yaml, if it names one (the overview shows its alerts)."""
+    if path is None or not path.exists():
+        return None
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    alerts = raw.get("alerts") if isinstance(raw, dict) else None
+    state_file = alerts.get("state_file") if isinstance(alerts, dict) else None
+    return Path(state_file) if state_file else None
+
+
 def _build(args: argparse.Namespace) -> int:
     config_path: Path | None = args.config
     if config_path is None and Path("config.yaml").exists():
@@ -68,6 +80,7 @@ def _build(args: argparse.Namespace) -> int:
         out=args.out,
         title=args.title or report.title,
         datasette_url=args.datasette_url or report.datasette_url,
+        alerts_state=alerts_state_file(config_path) or default_state_path(args.db),
     )
     progress = Progress(quiet=args.quiet)
     result = build_site(options, Clock.from_environment(), progress)

@@ -103,6 +103,7 @@ class SiteContext:
     tables: dict[str, Table]
     specs: dict[str, dict[str, object]]
     datasette_url: str | None = None
+    alerts: list[dict[str, object]] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
 
     def datasette_link(self, table: Table) -> str | None:

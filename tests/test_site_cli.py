@@ -177,3 +177,30 @@ def test_explicit_missing_config_is_an_error(small_db: Path, tmp_path: Path, epo
                  "--config", str(tmp_path / "missing.yaml")])
     assert code == 2
     assert "missing.yaml: file not found" in capsys.readouterr().err
+
+
+def test_overview_shows_active_alerts_escaped(small_db: Path, tmp_path: Path, epoch: None) -> None:
+    from sitegen.alerts.state import AlertRecord, save
+
+    state = tmp_path / "alerts.json"
+    save(state, {
+        "model_p95_latency:<b>x</b>": AlertRecord(
+            rule="model_p95_latency", status="firing", value=12.5, since="2025-12-31 13:00:00",
+            message="p95 latency of <script>alert(1)</script> is 12.5 s"),
+        "daily_cost": AlertRecord(rule="daily_cost", status="resolved", value=1.0,
+                                  since="2025-12-30 10:00:00", message="resolved one"),
+    }, now=NOW)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"alerts:\n  state_file: {state}\n")
+    out = tmp_path / "public"
+    assert main(["build", "--db", str(small_db), "--out", str(out), "--config", str(config), "-q"]) == 0
+    html = (out / "index.html").read_text()
+    assert 'id="active_alerts"' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+    assert "resolved one" not in html  # only firing alerts are shown
+
+
+def test_no_alert_panel_without_firing_alerts(small_db: Path, tmp_path: Path, epoch: None) -> None:
+    out = tmp_path / "public"
+    assert main(["build", "--db", str(small_db), "--out", str(out), "-q"]) == 0
+    assert 'id="active_alerts"' not in (out / "index.html").read_text()
