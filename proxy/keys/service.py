@@ -63,7 +63,11 @@ class KeyService:
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keys-db")
         self._lock = asyncio.Lock()
-        records, stored, self._data_version = await self._run(self._open)
+        try:
+            records, stored, self._data_version = await self._run(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)  # aiohttp runs no cleanup for a failed start
+            raise
         now = time.time()
         for rec in records:
             self.cache.put(rec)
