@@ -11,7 +11,10 @@ counted against the requests sent.
 
   python -m bench proxy                 # the full run, figures into BENCHMARKS.md
   python -m bench proxy --quick --no-write
-  python -m bench proxy --litellm .bench/litellm-venv   # add the LiteLLM proxy side by side
+  python -m bench proxy --no-litellm    # skip LiteLLM even when .bench/litellm-venv exists
+
+LiteLLM's proxy joins the run when `.bench/litellm-venv` holds `litellm[proxy]` (or with
+--litellm VENV), with a tenth of the requests per run: it serves ~100 req/s here.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ CONCURRENCIES = (1, 10, 50)
 # Timed requests per run at each concurrency (the default full run); --quick divides by 10.
 REQUESTS = {1: 1500, 10: 3000, 50: 4000}
 RSS_AFTER = 10_000
+# Where `make bench` looks for the LiteLLM proxy to compare with (never installed implicitly:
+#   python3 -m venv .bench/litellm-venv && .bench/litellm-venv/bin/pip install 'litellm[proxy]').
+LITELLM_VENV = ROOT / ".bench" / "litellm-venv"
+LITELLM_SCALE = 0.1
 
 PROMPT = [
     {"role": "system", "content": "You are a concise assistant for an engineering team."},
@@ -54,6 +61,8 @@ class Gateway:
     headers: dict[str, str] = field(default_factory=dict)
     sent: int = 0
     rss_at: tuple[int, int] | None = None  # (requests sent so far, RSS bytes) once >= RSS_AFTER
+    version: str = ""
+    scale: float = 1.0  # share of each run's requests (LiteLLM is ~50x slower: keep it bounded)
 
 
 @dataclass
@@ -130,6 +139,14 @@ def run_one(load: LoadGenerator, gw: Gateway, stream: bool, concurrency: int, re
                result["latencies"], result["ttfbs"], result["statuses"], result["failures"], cpu)
 
 
+def _loadavg() -> str:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def count_rows(db: Path) -> tuple[int, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -143,6 +160,10 @@ def count_rows(db: Path) -> tuple[int, int]:
 
 def start_litellm(venv: Path, upstream_port: int, workdir: Path) -> Gateway:
     port = free_port()
+    version = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()
     config = workdir / "litellm.yaml"
     config.write_text(json.dumps({
         "model_list": [{"model_name": MODEL, "litellm_params": {
@@ -155,7 +176,7 @@ def start_litellm(venv: Path, upstream_port: int, workdir: Path) -> Gateway:
                     workdir / "litellm.log")
     wait_ready(service, f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
     return Gateway("litellm", f"http://127.0.0.1:{port}/v1/chat/completions", service,
-                   {"Authorization": f"Bearer {MASTER_KEY}"})
+                   {"Authorization": f"Bearer {MASTER_KEY}"}, version=version, scale=LITELLM_SCALE)
 
 
 def benchmark(requests: dict[int, int], rounds: int, litellm: Path | None,
@@ -186,6 +207,7 @@ def benchmark(requests: dict[int, int], rounds: int, litellm: Path | None,
             gateways.append(start_litellm(litellm, upstream_port, workdir))
             services.append(gateways[-1].service)  # type: ignore[arg-type]
         load = LoadGenerator()
+        loadavg_before = _loadavg()
         runs: list[Run] = []
         started = time.monotonic()
         for stream in (False, True):
@@ -194,7 +216,8 @@ def benchmark(requests: dict[int, int], rounds: int, litellm: Path | None,
                     # Alternate who goes first so neither side always runs on a warmer machine.
                     order = gateways if round_no % 2 == 0 else gateways[::-1]
                     for gw in order:
-                        run = run_one(load, gw, stream, concurrency, requests[concurrency])
+                        count = max(50, int(requests[concurrency] * gw.scale))
+                        run = run_one(load, gw, stream, concurrency, count)
                         runs.append(run)
                         print(proxy_report.progress_line(run), flush=True)
         duration = time.monotonic() - started
@@ -205,7 +228,7 @@ def benchmark(requests: dict[int, int], rounds: int, litellm: Path | None,
         extra = {}
         for gw in gateways[2:]:
             assert gw.service is not None
-            extra[gw.name] = {"sent": gw.sent,
+            extra[gw.name] = {"sent": gw.sent, "version": gw.version,
                               "rss_at": gw.rss_at or (gw.sent, gw.service.rss_bytes())}
         return {
             "runs": [run.__dict__ for run in runs],
@@ -216,6 +239,7 @@ def benchmark(requests: dict[int, int], rounds: int, litellm: Path | None,
             "rows_ok": rows_ok,
             "exit_code": code,
             "duration": duration,
+            "loadavg": (loadavg_before, _loadavg()),
             "others": extra,
         }
     finally:
@@ -239,14 +263,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     parser.add_argument("--json", type=Path, help="also write the raw figures (every latency) to this file")
     parser.add_argument("--litellm", type=Path, metavar="VENV",
-                        help="a venv with `litellm[proxy]` installed: measure it side by side")
+                        help="a venv with `litellm[proxy]` installed: measure it side by side "
+                             f"(default: {LITELLM_VENV.relative_to(ROOT)} when it exists)")
+    parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even if installed")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, config, DB)")
     args = parser.parse_args(argv)
     requests = {c: max(100, n // 10) for c, n in REQUESTS.items()} if args.quick else REQUESTS
     rounds = 1 if args.quick else args.rounds
+    litellm = args.litellm
+    if litellm is None and not args.no_litellm and (LITELLM_VENV / "bin" / "litellm").exists():
+        litellm = LITELLM_VENV
     workdir = Path(tempfile.mkdtemp(prefix="shin-bench-"))
     try:
-        result = benchmark(requests, rounds, args.litellm, workdir)
+        result = benchmark(requests, rounds, litellm, workdir)
     except BenchError as exc:
         print(f"bench: {exc}\n(work folder kept: {workdir})", file=sys.stderr)
         return 1

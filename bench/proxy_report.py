@@ -146,11 +146,15 @@ def render(result: dict[str, Any], *, rounds: int, requests: dict[int, int], qui
 def _others(table: list[Any], result: dict[str, Any]) -> list[str]:
     names = [n for n in table[0][2] if n not in ("direct", "proxy")] if table else []
     if not names:
-        return ["LiteLLM proxy: not measured in this run (`python -m bench proxy --litellm VENV` "
-                "with `litellm[proxy]` installed in VENV adds it side by side).", ""]
+        return ["LiteLLM proxy: not measured in this run. To add it side by side: "
+                "`python3 -m venv .bench/litellm-venv && .bench/litellm-venv/bin/pip install "
+                "'litellm[proxy]'`, then `make bench` again.", ""]
     lines = []
     for name in names:
-        lines += [f"Side by side, {name} (same fake upstream, same load, same run):", "",
+        version = result["others"][name].get("version", "")
+        lines += [f"Side by side, the LiteLLM proxy {version} (`litellm --config … --num_workers 1`, "
+                  "master key, no database; same fake upstream, same concurrency, interleaved in "
+                  "the same run, a tenth of the requests per run):", "",
                   "| scenario | direct req/s | shin req/s | " + name + " req/s | " + name
                   + "/direct | shin p50 | " + name + " p50 | " + name + " CPU ms/req |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -200,7 +204,10 @@ def _targets(table: list[Any], result: dict[str, Any]) -> list[str]:
     lines.append(f"| zero rows lost | {result['rows']:,} rows ({result['rows_ok']:,} with status 200) "
                  f"for {result['proxy_sent']:,} requests sent; gateway exit code "
                  f"{result['exit_code']} after SIGTERM | {mark(lost == 0)} |")
-    lines += ["", f"Whole measured run: {result['duration']:.0f} s.", ""]
+    before, after = result.get("loadavg", ("?", "?"))
+    lines += ["", f"Whole measured run: {result['duration']:.0f} s; 1-minute load average "
+              f"{before} before, {after} after (anything above ~3 means other work shared the "
+              "2 cores with the three processes measured).", ""]
     return lines
 
 
