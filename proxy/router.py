@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
+from yarl import URL
+
 from .errors import NotFound
 from .pricing import Price, PriceBook
 from .settings import Config, Deployment
@@ -39,6 +43,10 @@ class Target:
     price: Price
     azure: bool = False
     api_version: str | None = None
+    # What aiohttp's trust_env would do, resolved once: HTTP(S)_PROXY/NO_PROXY and ~/.netrc.
+    proxy: URL | None = None
+    proxy_auth: aiohttp.BasicAuth | None = None
+    auth: aiohttp.BasicAuth | None = None
 
     @property
     def model_name(self) -> str:
@@ -74,6 +82,7 @@ def build_target(deployment: Deployment, price: Price, default_timeout: float) -
         else:
             headers["Authorization"] = f"Bearer {params.api_key}"
     timeout = params.timeout or default_timeout
+    proxy, proxy_auth, auth = env_route(api_base, authorized="Authorization" in headers)
     return Target(
         deployment=deployment,
         provider=provider,
@@ -85,7 +94,30 @@ def build_target(deployment: Deployment, price: Price, default_timeout: float) -
         price=price,
         azure=azure,
         api_version=params.api_version,
+        proxy=proxy,
+        proxy_auth=proxy_auth,
+        auth=auth,
     )
+
+
+def env_route(
+    api_base: str, *, authorized: bool
+) -> tuple[URL | None, aiohttp.BasicAuth | None, aiohttp.BasicAuth | None]:
+    """(proxy, proxy_auth, netrc auth) for calls to `api_base`, from the environment."""
+    url = URL(api_base)
+    try:
+        proxy, proxy_auth = get_env_proxy_for_url(url)
+    except LookupError:
+        proxy, proxy_auth = None, None
+    auth = None
+    # aiohttp refuses netrc credentials beside an Authorization header; an api_key wins.
+    if not authorized and url.host:
+        netrc = netrc_from_env()
+        found = netrc.authenticators(url.host) if netrc is not None else None
+        if found is not None:
+            login, account, password = found
+            auth = aiohttp.BasicAuth(login or account or "", password or "")
+    return proxy, proxy_auth, auth
 
 
 class Router:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
-from yarl import URL
 
 from .errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from .exchange import Exchange
@@ -25,17 +20,6 @@ log = logging.getLogger("proxy.upstream")
 # Connection-level failures worth trying on the next deployment: nothing reached the model.
 RETRYABLE = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)
 
-# The environment that decides whether an upstream call goes through a proxy.
-_PROXY_ENV = tuple(
-    name
-    for base in ("http_proxy", "https_proxy", "ws_proxy", "wss_proxy", "no_proxy")
-    for name in (base, base.upper())
-) + ("NETRC", "HOME")
-
-#: (proxy, proxy_auth, netrc auth) for one upstream call.
-Route = tuple[URL | None, aiohttp.BasicAuth | None, aiohttp.BasicAuth | None]
-
-
 def new_client_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=0,  # our concurrency is bounded by our clients; don't queue behind a pool cap
@@ -43,33 +27,10 @@ def new_client_session() -> aiohttp.ClientSession:
         ttl_dns_cache=300,
         keepalive_timeout=30,
     )
-    # HTTP(S)_PROXY, NO_PROXY and ~/.netrc are honoured by `env_route`, once per upstream and
-    # environment, rather than by aiohttp's trust_env, which reads them again on every request
-    # in two worker-thread hops (measured: a third of the gateway's CPU per request).
+    # HTTP(S)_PROXY, NO_PROXY and ~/.netrc are resolved once per deployment (router.env_route)
+    # rather than by aiohttp's trust_env, which reads them again on every request in two
+    # worker-thread hops (measured: a third of the gateway's CPU per request).
     return aiohttp.ClientSession(connector=connector, trust_env=False)
-
-
-def env_route(api_base: str, authorized: bool) -> Route:
-    """What aiohttp's trust_env would do for a call to `api_base`, remembered per environment."""
-    return _env_route(api_base, authorized, tuple(os.environ.get(name) for name in _PROXY_ENV))
-
-
-@functools.lru_cache(maxsize=256)
-def _env_route(api_base: str, authorized: bool, env: tuple[str | None, ...]) -> Route:
-    url = URL(api_base)
-    try:
-        proxy, proxy_auth = get_env_proxy_for_url(url)
-    except LookupError:
-        proxy, proxy_auth = None, None
-    auth = None
-    # aiohttp refuses netrc credentials beside an Authorization header; an api_key wins.
-    if not authorized and url.host:
-        netrc = netrc_from_env()
-        found = netrc.authenticators(url.host) if netrc is not None else None
-        if found is not None:
-            login, account, password = found
-            auth = aiohttp.BasicAuth(login or account or "", password or "")
-    return proxy, proxy_auth, auth
 
 
 def upstream_payload(ex: Exchange, target: Target, include_usage: bool) -> bytes:
@@ -110,12 +71,11 @@ async def open_upstream(
             else aiohttp.ClientTimeout(total=target.timeout)
         )
         body = upstream_payload(ex, target, include_usage)
-        proxy, proxy_auth, auth = env_route(target.api_base, "Authorization" in target.headers)
         ex.upstream_started = time.perf_counter()
         try:
             response = await session.post(
                 target.url(path), data=body, headers=target.headers, timeout=timeout,
-                proxy=proxy, proxy_auth=proxy_auth, auth=auth,
+                proxy=target.proxy, proxy_auth=target.proxy_auth, auth=target.auth,
             )
         except RETRYABLE as exc:
             last_error = UpstreamUnreachable(
@@ -123,7 +83,7 @@ async def open_upstream(
             )
             log.warning("upstream %s unreachable: %s", target.api_base, exc)
             continue
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamTimeout(
                 f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
             ) from None
@@ -135,7 +95,7 @@ async def open_upstream(
             if response.status >= 400:
                 raise await _upstream_error(response, ex, target)
             yield response
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamTimeout(
                 f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
             ) from None
