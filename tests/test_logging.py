@@ -1,0 +1,55 @@
+"""gateway.log in JSON, and oversized bodies refused with 413 and logged."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+
+from proxy.config import parse_config
+from proxy.logsetup import configure_logging
+
+from .conftest import MASTER_KEY, default_raw_config
+
+PROMPT = [{"role": "user", "content": "hello"}]
+
+
+async def test_json_logs_one_object_per_line(gateway_factory, upstream_base, dead_base, tmp_path):
+    raw = default_raw_config(upstream_base, dead_base)
+    log_file = tmp_path / "gateway.log"
+    raw["general_settings"].update(log_file=str(log_file), json_logs=True)
+    config = parse_config(raw, env={})
+    configure_logging(config.general, config.litellm)
+    try:
+        gw = await gateway_factory(raw)
+        await gw.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+        try:
+            await gw.client.with_options(api_key="sk-nope").chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+        except Exception:
+            pass
+        gw.flush()
+    finally:
+        configure_logging(parse_config({}).general, parse_config({}).litellm, log_file="")
+    entries = [json.loads(line) for line in log_file.read_text().splitlines()]
+    access = [e for e in entries if e["logger"] == "proxy.access"]
+    assert [e["status"] for e in access] == [200, 401]
+    assert access[0]["model"] == "gpt-4o-mini" and access[0]["cost"] > 0 and access[0]["level"] == "INFO"
+    assert any("auth failed" in e["message"] for e in entries)
+    assert "sk-nope" not in log_file.read_text() and MASTER_KEY not in log_file.read_text()
+
+
+async def test_oversized_body_is_413_and_logged(gateway_factory, upstream_base, dead_base):
+    raw = default_raw_config(upstream_base, dead_base)
+    raw["general_settings"]["max_request_bytes"] = 2048
+    gw = await gateway_factory(raw)
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 5000}]}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gw.url}/v1/chat/completions", json=body,
+                             headers={"Authorization": f"Bearer {MASTER_KEY}"}) as resp:
+            assert resp.status == 413
+            error = (await resp.json())["error"]
+    assert "too large" in error["message"]
+    assert [r["status_code"] for r in gw.rows()] == [413]
+    # and the gateway keeps serving
+    await gw.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+    assert len(gw.rows()) == 2
