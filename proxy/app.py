@@ -22,7 +22,6 @@ from .middleware import errors_and_logging
 from .ops.retention import setup_retention
 from .pricing import PriceBook
 from .router import Router
-from .ui import setup_ui
 from .settings import Config
 from .state import (
     AUTH,
@@ -38,6 +37,7 @@ from .state import (
     STARTED_AT,
     WRITER,
 )
+from .ui import setup_ui
 from .upstream import new_client_session
 
 log = logging.getLogger("proxy")

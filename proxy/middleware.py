@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .errors import AuthError, GatewayError, PayloadTooLarge
-from .handlers.llm import EXCHANGE, LLM_ROUTES, new_exchange
+from .handlers.llm import LLM_ROUTES, new_exchange
 from .handlers.streaming import CLIENT_CLOSED
 from .state import REQUEST_LOGGER
 

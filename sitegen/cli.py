@@ -14,12 +14,11 @@ from pathlib import Path
 import yaml
 
 from proxy.config import parse_config
-
-from .alerts.state import default_state_path
 from proxy.errors import ConfigError
 from proxy.settings import ReportSettings
 
 from .alerts.cli import add_alerts
+from .alerts.state import default_state_path
 from .build import BuildOptions, build_site
 from .data import Clock
 from .errors import SitegenError

@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import aiohttp
-import openai
 import pytest
 from genai_prices import Usage, calc_price
 
