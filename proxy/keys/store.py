@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import migrations
 from .record import KeyRecord, epoch, iso
 
 PRAGMAS = (
@@ -57,34 +57,8 @@ class DuplicateAlias(Exception):
     """Another key already has this alias."""
 
 
-def migrations() -> list[tuple[int, str]]:
-    found = []
-    for entry in resources.files(__package__).joinpath("migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
 def migrate(conn: sqlite3.Connection) -> int:
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, sql in migrations():
-        if number <= current:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            buffer = ""
-            for line in sql.splitlines(keepends=True):
-                buffer += line
-                if sqlite3.complete_statement(buffer):
-                    conn.execute(buffer)
-                    buffer = ""
-            conn.execute(f"PRAGMA user_version={number:d}")
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-        current = number
-    return current
+    return migrations.apply(conn, __package__)
 
 
 def to_row(rec: KeyRecord) -> dict[str, Any]:

@@ -1,14 +1,14 @@
 """Schema of the request log and the numbered migrations that build it.
 
-Migrations are `migrations/NNNN_name.sql`, applied in order inside one transaction each and
-recorded in `PRAGMA user_version`, so opening any older database brings it up to date.
+Migrations are `migrations/NNNN_name.sql`, applied by `proxy.migrations` (shared with keys.db).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from importlib import resources
 from pathlib import Path
+
+from .. import migrations
 
 #: The guide's columns: the contract user scripts rely on (names, types and units).
 GUIDE_COLUMNS: tuple[str, ...] = (
@@ -64,51 +64,9 @@ WRITER_PRAGMAS: tuple[str, ...] = (
 )
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """All migrations as (number, name, sql), in order."""
-    found = []
-    for entry in resources.files(__package__).joinpath("migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            number = int(entry.name.split("_", 1)[0])
-            found.append((number, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    return conn.execute("PRAGMA user_version").fetchone()[0]
-
-
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations; returns the resulting schema version."""
-    current = schema_version(conn)
-    for number, _name, sql in migrations():
-        if number <= current:
-            continue
-        # executescript() commits first, so run the statements inside an explicit transaction
-        # ourselves: a failing migration leaves the database at the previous version.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(sql):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={number:d}")
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-        current = number
-    return current
-
-
-def _statements(sql: str) -> list[str]:
-    statements, buffer = [], ""
-    for line in sql.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not buffer.strip().startswith("--"):
-        statements.append(buffer.strip())
-    return statements
+    """Bring the request log up to date; returns the schema version."""
+    return migrations.apply(conn, __package__)
 
 
 def connect_writer(path: str | Path) -> sqlite3.Connection:
