@@ -29,13 +29,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _QuietAccess(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name != "proxy.access"
+
+
 def configure_logging(general: GeneralSettings, litellm: LitellmSettings, *, log_file: str | None = None) -> None:
     """Replace the root handlers. `log_file` overrides general.log_file."""
     level = "DEBUG" if litellm.set_verbose else general.log_level.upper()
     formatter: logging.Formatter = JsonFormatter() if general.json_logs else logging.Formatter(TEXT_FORMAT)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [console]
     path = log_file if log_file is not None else general.log_file
     if path:
+        # The file gets every request; the console keeps start-up, warnings and errors, so a
+        # busy gateway does not format each request line twice.
+        console.addFilter(_QuietAccess())
         if general.log_max_bytes > 0:
             handlers.append(
                 logging.handlers.RotatingFileHandler(

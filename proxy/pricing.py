@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from genai_prices import Usage
 from genai_prices.data_snapshot import get_snapshot
-from genai_prices.types import ModelPrice
+from genai_prices.types import ModelPrice, TieredPrices
 
 from .settings import Deployment
 
@@ -35,6 +36,10 @@ class Price:
     input_per_token: float = 0.0
     output_per_token: float = 0.0
     matched: str | None = None  # which genai-prices model this resolved to
+    #: USD per (uncached input, output, cached input) token, read off genai-prices at start-up
+    #: for flat (untiered) prices: the library re-derives its unit table on every call
+    #: (~150 µs), a third of the gateway's CPU per request.
+    linear: tuple[Decimal, Decimal, Decimal] | None = None
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> tuple[float, str]:
         """(USD, cost_status) for one request's usage."""
@@ -44,6 +49,11 @@ class Price:
             return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token, CONFIG
         if self.model_price is None:
             return 0.0, UNPRICED
+        if self.linear is not None:
+            per_input, per_output, per_cached = self.linear
+            uncached = max(prompt_tokens - cached_tokens, 0)
+            total = per_input * uncached + per_output * completion_tokens + per_cached * cached_tokens
+            return float(total), PRICED
         usage = Usage(
             input_tokens=prompt_tokens,
             output_tokens=completion_tokens,
@@ -77,8 +87,40 @@ def resolve_price(deployment: Deployment, when: datetime | None = None) -> Price
             model_price = model.get_prices(when or datetime.now(UTC))
         except LookupError:
             continue
-        return Price(PRICED, model_price=model_price, matched=f"{found_provider.id}/{model.id}")
+        return Price(
+            PRICED,
+            model_price=model_price,
+            matched=f"{found_provider.id}/{model.id}",
+            linear=linear_rates(model_price),
+        )
     return UNPRICED_PRICE
+
+
+def linear_rates(model_price: ModelPrice) -> tuple[Decimal, Decimal, Decimal] | None:
+    """Per-token rates as genai-prices computes them, if its price is linear in tokens.
+
+    The rates are the library's own answers for a million tokens of each kind, and are only
+    used after they reproduce the library's result exactly on mixed probes.
+    """
+    if any(isinstance(v, TieredPrices) for v in vars(model_price).values()):
+        return None
+
+    def library(prompt: int, completion: int, cached: int) -> Decimal:
+        usage = Usage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached or None)
+        return model_price.calc_price(usage)["total_price"]
+
+    million = Decimal(1_000_000)
+    rates = (
+        library(1_000_000, 0, 0) / million,
+        library(0, 1_000_000, 0) / million,
+        library(1_000_000, 0, 1_000_000) / million,
+    )
+    per_input, per_output, per_cached = rates
+    for prompt, completion, cached in ((1234, 567, 89), (98_765, 4_321, 0), (7, 1, 7)):
+        fast = per_input * (prompt - cached) + per_output * completion + per_cached * cached
+        if fast != library(prompt, completion, cached):
+            return None
+    return rates
 
 
 class PriceBook:

@@ -50,4 +50,8 @@ class RequestRecord:
     metadata: str | None = None
 
     def as_row(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
+
+
+# Computed once: dataclasses.fields() per row showed up in the writer thread's profile.
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RequestRecord))
