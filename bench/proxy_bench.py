@@ -179,6 +179,16 @@ def start_litellm(venv: Path, upstream_port: int, workdir: Path) -> Gateway:
                    {"Authorization": f"Bearer {MASTER_KEY}"}, version=version, scale=LITELLM_SCALE)
 
 
+def start_passthrough(upstream_port: int, workdir: Path) -> Gateway:
+    port = free_port()
+    service = start("aiohttp floor", [sys.executable, "-m", "bench.passthrough", "--port", str(port),
+                                      "--upstream", f"http://127.0.0.1:{upstream_port}/v1"],
+                    workdir / "passthrough.log", cwd=ROOT)
+    wait_ready(service, f"http://127.0.0.1:{port}/health")
+    return Gateway("floor", f"http://127.0.0.1:{port}/v1/chat/completions", service,
+                   {"Authorization": f"Bearer {MASTER_KEY}"})
+
+
 def benchmark(requests: dict[int, int], rounds: int, litellm: Path | None,
               workdir: Path) -> dict[str, Any]:
     upstream_port, proxy_port = free_port(), free_port()
@@ -203,6 +213,8 @@ def benchmark(requests: dict[int, int], rounds: int, litellm: Path | None,
             Gateway("proxy", f"http://127.0.0.1:{proxy_port}/v1/chat/completions", proxy,
                     {"Authorization": f"Bearer {MASTER_KEY}"}),
         ]
+        gateways.append(start_passthrough(upstream_port, workdir))
+        services.append(gateways[-1].service)  # type: ignore[arg-type]
         if litellm is not None:
             gateways.append(start_litellm(litellm, upstream_port, workdir))
             services.append(gateways[-1].service)  # type: ignore[arg-type]

@@ -139,12 +139,30 @@ def render(result: dict[str, Any], *, rounds: int, requests: dict[int, int], qui
             f"{_ms(p['p50'] - d['p50'])} | {_ms(d['p99'])} | {_ms(p['p99'])} | {ttfb} | "
             f"{p['cpu_ms']:.3f} |"
         )
-    lines += ["", *_others(table, result), *_targets(table, result)]
+    lines += ["", *_floor(table), *_others(table, result), *_targets(table, result)]
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _floor(table: list[Any]) -> list[str]:
+    """The gateway beside a bare aiohttp passthrough (bench/passthrough.py) of the same run."""
+    if not table or "floor" not in table[0][2]:
+        return []
+    lines = ["The floor, in the same run: `bench/passthrough.py`, the least an aiohttp proxy can do "
+             "(read the body, forward it, relay the answer; no auth, accounting, logging or SQLite). "
+             "The gateway's own cost per request is the difference.", "",
+             "| scenario | direct req/s | floor req/s | floor/direct | shin req/s | shin/direct | "
+             "floor CPU ms/req | shin CPU ms/req |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for stream, concurrency, g in table:
+        d, p, f = g["direct"], g["proxy"], g["floor"]
+        lines.append(f"| {'stream' if stream else 'non-stream'} c={concurrency} | {d['rps']:.0f} | "
+                     f"{f['rps']:.0f} | {f['rps'] / d['rps']:.0%} | {p['rps']:.0f} | "
+                     f"{p['rps'] / d['rps']:.0%} | {f['cpu_ms']:.3f} | {p['cpu_ms']:.3f} |")
+    return [*lines, ""]
+
+
 def _others(table: list[Any], result: dict[str, Any]) -> list[str]:
-    names = [n for n in table[0][2] if n not in ("direct", "proxy")] if table else []
+    names = [n for n in table[0][2] if n not in ("direct", "proxy", "floor")] if table else []
     if not names:
         return ["LiteLLM proxy: not measured in this run. To add it side by side: "
                 "`python3 -m venv .bench/litellm-venv && .bench/litellm-venv/bin/pip install "

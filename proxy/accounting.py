@@ -27,11 +27,13 @@ class RequestLogger:
         *,
         store_prompts: bool,
         max_stored_chars: int,
+        json_logs: bool = False,
     ) -> None:
         self.writer = writer
         self.hooks = hooks
         self.store_prompts = store_prompts
         self.max_stored_chars = max_stored_chars
+        self.json_logs = json_logs
 
     def price(self, ex: Exchange) -> None:
         """Fill usage (estimating when the upstream gave none) and cost, once."""
@@ -137,13 +139,17 @@ class RequestLogger:
             record.key_alias or "-",
             ex.request_id,
             f" error={ex.error_type}: {ex.error_message}" if ex.error_type else "",
-            extra={"fields": {
-                "endpoint": ex.endpoint, "model": ex.model, "status": ex.status,
-                "latency": record.latency, "cost": record.cost, "tokens": record.total_tokens,
-                "stream": ex.stream, "key_alias": record.key_alias, "request_id": ex.request_id,
-                "error_type": ex.error_type,
-            }},
+            extra={"fields": self._json_fields(ex, record)} if self.json_logs else None,
         )
+
+    @staticmethod
+    def _json_fields(ex: Exchange, record: RequestRecord) -> dict[str, object]:
+        return {
+            "endpoint": ex.endpoint, "model": ex.model, "status": ex.status,
+            "latency": record.latency, "cost": record.cost, "tokens": record.total_tokens,
+            "stream": ex.stream, "key_alias": record.key_alias, "request_id": ex.request_id,
+            "error_type": ex.error_type,
+        }
 
 
 def _round(value: float | None) -> float | None:

@@ -106,6 +106,7 @@ async def _request_log(app: web.Application) -> AsyncIterator[None]:
         app[HOOKS],
         store_prompts=config.general.store_prompts,
         max_stored_chars=config.general.max_stored_chars,
+        json_logs=config.general.json_logs,
     )
     log.info("request log: %s", app[DB_PATH])
     yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,8 +12,16 @@ from typing import Any
 
 def utc_timestamp(epoch: float | None = None) -> str:
     """SQLite's own datetime format with milliseconds, in UTC: DATE() and datetime() compare it."""
-    moment = datetime.fromtimestamp(time.time() if epoch is None else epoch, UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    if epoch is None:
+        epoch = time.time()
+    millis = int(epoch * 1000)
+    return f"{_utc_second(millis // 1000)}.{millis % 1000:03d}"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    # Requests arrive many per second: format the date and time once per second.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(slots=True)
