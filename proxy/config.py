@@ -11,7 +11,7 @@ import logging
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,22 @@ TOP_LEVEL = {
 }
 
 
-def load_config(path: str | Path | None, *, env: Mapping[str, str] | None = None) -> Config:
-    """Load and validate; a missing path gives the defaults (an open gateway with no models)."""
+#: Which sections (and, optionally, which keys of them) a partial read keeps.
+Sections = Mapping[str, Collection[str] | None]
+
+
+def load_config(
+    path: str | Path | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    only: Sections | None = None,
+) -> Config:
+    """Load and validate; a missing path gives the defaults (an open gateway with no models).
+
+    `only` reads just those sections (a collection of key names limits a section to them):
+    the report, alerts, backups and the keys CLI run from cron without the providers' API
+    keys, so the model list and its `os.environ/` references must stay unread there.
+    """
     if path is None:
         return Config()
     path = Path(path)
@@ -54,18 +68,50 @@ def load_config(path: str | Path | None, *, env: Mapping[str, str] | None = None
         raise ConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    return parse_config(raw, env=env, source=str(path))
+    if only is not None:
+        raw = _subset(raw, only)
+    return parse_config(raw, env=env, source=str(path), strict_environment=only is None)
+
+
+def _subset(raw: dict[str, Any], only: Sections) -> dict[str, Any]:
+    subset: dict[str, Any] = {}
+    for section, keys in only.items():
+        value = raw.get(section)
+        if value is None:
+            continue
+        if keys is not None and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k in keys}
+        subset[section] = value
+    if "environment_variables" in raw:
+        subset["environment_variables"] = raw["environment_variables"]
+    return subset
 
 
 def parse_config(
-    raw: dict[str, Any], *, env: Mapping[str, str] | None = None, source: str | None = None
+    raw: dict[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    source: str | None = None,
+    strict_environment: bool = True,
 ) -> Config:
+    """Validate a config mapping. With strict_environment off (partial reads), an
+    environment_variables entry naming an unset variable is dropped: it fails later, naming
+    the key, only if something read actually refers to it."""
     base_env = dict(os.environ if env is None else env)
-    environment = _mapping(raw.get("environment_variables") or {}, "environment_variables")
-    # environment_variables may itself use os.environ/ for indirection.
-    environment = {k: str(_resolve(v, base_env, f"environment_variables.{k}")) for k, v in environment.items()}
+    declared = _mapping(raw.get("environment_variables") or {}, "environment_variables")
+    environment: dict[str, str] = {}
+    for name, value in declared.items():
+        # environment_variables may itself use os.environ/ for indirection.
+        try:
+            environment[name] = str(_resolve(value, base_env, f"environment_variables.{name}"))
+        except ConfigError:
+            if strict_environment:
+                raise
     lookup = {**base_env, **environment}
-    resolved = _resolve(raw, lookup, "")
+    # environment_variables was resolved above, entry by entry.
+    resolved = {"environment_variables": environment} | _resolve(
+        {k: v for k, v in raw.items() if k != "environment_variables"}, lookup, ""
+    )
 
     for key in resolved:
         if key not in TOP_LEVEL:

@@ -11,9 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import yaml
-
-from proxy.config import parse_config
+from proxy.config import load_config
 from proxy.errors import ConfigError
 from proxy.settings import ReportSettings
 
@@ -40,32 +38,14 @@ examples:
 
 
 def report_settings(path: Path | None) -> ReportSettings:
-    """The `report:` section of config.yaml, validated by the gateway's own config code.
-
-    Only that section (and environment_variables, which it may refer to) is resolved: a cron
-    job building the report need not have the upstream API keys the gateway's models use.
-    """
-    if path is None:
-        return ReportSettings()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc})".replace("\n", " ")) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    subset = {k: raw[k] for k in ("report", "environment_variables") if raw.get(k) is not None}
-    return parse_config(subset, source=str(path)).report
+    """The `report:` section of config.yaml, validated by the gateway's own config code (the
+    rest stays unread: a cron job need not have the providers' API keys)."""
+    return load_config(path, only={"report": None}).report
 
 
 def alerts_state_file(path: Path | None) -> Path | None:
     """alerts.state_file of config.yaml, if it names one (the overview shows its alerts)."""
-    if path is None or not path.exists():
-        return None
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    alerts = raw.get("alerts") if isinstance(raw, dict) else None
-    state_file = alerts.get("state_file") if isinstance(alerts, dict) else None
+    state_file = load_config(path, only={"alerts": ("state_file",)}).alerts.get("state_file")
     return Path(state_file) if state_file else None
 
 

@@ -65,3 +65,65 @@ def test_bad_yaml_is_one_line(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert "\n" not in str(info.value) and "not valid YAML" in str(info.value)
+
+
+PROVIDER_CONFIG = """
+model_list:
+  - model_name: gpt-4o-mini
+    litellm_params: {model: openai/gpt-4o-mini, api_key: os.environ/SHIN_UNSET_PROVIDER_KEY}
+general_settings:
+  master_key: os.environ/SHIN_UNSET_MASTER_KEY
+  database_path: logs/litellm.db
+environment_variables:
+  SLACK_WEBHOOK_URL: os.environ/SHIN_UNSET_SLACK
+report:
+  title: Team report
+alerts:
+  state_file: alerts.json
+"""
+
+
+def test_partial_reads_leave_provider_keys_unread(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(PROVIDER_CONFIG)
+    with pytest.raises(ConfigError, match="SHIN_UNSET_.* is not set"):
+        load_config(path, env={})
+    config = load_config(path, env={}, only={"report": None, "alerts": None})
+    assert config.report.title == "Team report" and config.alerts == {"state_file": "alerts.json"}
+    assert config.models == () and config.env("SLACK_WEBHOOK_URL") is None
+    paths = load_config(path, env={}, only={"general_settings": ("database_path",)})
+    assert paths.general.database_path == "logs/litellm.db" and paths.general.master_key is None
+
+
+def test_partial_read_still_names_a_missing_variable_it_needs(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("report:\n  datasette_url: os.environ/SHIN_UNSET_DATASETTE\n")
+    with pytest.raises(ConfigError, match=r"report\.datasette_url: environment variable SHIN_UNSET_DATASETTE"):
+        load_config(path, env={}, only={"report": None})
+
+
+def test_cron_jobs_run_without_provider_keys(tmp_path):
+    """make report (alerts + build), make backup and the keys CLI with the shipped config.yaml
+    and none of the API keys it references in the environment."""
+    import os
+    import subprocess
+    import sys
+
+    from proxy.logdb.writer import LogWriter
+
+    db = tmp_path / "litellm.db"
+    writer = LogWriter(db)
+    writer.start()
+    writer.stop()
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "LITELLM_MASTER_KEY")}
+    config = str(ROOT / "config.yaml")
+    commands = [
+        ["sitegen", "alerts", "--db", str(db), "--config", config, "-q"],
+        ["sitegen", "build", "--db", str(db), "--out", str(tmp_path / "public"), "--config", config, "-q"],
+        ["proxy", "backup", "--config", config, "--db", str(db), "--dest", str(tmp_path / "backups")],
+        ["proxy", "keys", "--config", config, "--db", str(db), "list"],
+    ]
+    for command in commands:
+        done = subprocess.run([sys.executable, "-m", *command], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr)

@@ -80,7 +80,9 @@ def keys_db_path(args: argparse.Namespace) -> Path:
     if args.config:
         from ..config import load_config
 
-        config = load_config(args.config)
+        config = load_config(
+            args.config, only={"general_settings": ("database_path", "keys_database_path")}
+        )
     if config.general.keys_database_path:
         return Path(config.general.keys_database_path)
     return Path(args.db or config.general.database_path).with_name("keys.db")

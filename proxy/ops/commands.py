@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
-
 from ..errors import ConfigError
 from ..settings import Config
 
@@ -49,7 +47,7 @@ OPS_SETTINGS = ("database_path", "keys_database_path", "retention_days", "retent
 
 
 def _config(args: argparse.Namespace) -> Config:
-    from ..config import ENV_PREFIX, parse_config
+    from ..config import load_config
 
     if args.config is None:
         return Config()
@@ -58,20 +56,7 @@ def _config(args: argparse.Namespace) -> Config:
     # config file has none, and its defaults are what we want then. Any other name must exist.
     if args.config == DEFAULT_CONFIG and not path.exists():
         return Config()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
-    general = raw.get("general_settings") if isinstance(raw, dict) else None
-    if not isinstance(general, dict):
-        return Config(source=str(path))
-    wanted = {k: v for k, v in general.items() if k in OPS_SETTINGS}
-    subset: dict[str, object] = {"general_settings": wanted}
-    if any(isinstance(v, str) and v.startswith(ENV_PREFIX) for v in wanted.values()):
-        subset["environment_variables"] = raw.get("environment_variables") or {}
-    return parse_config(subset, source=str(path))
+    return load_config(path, only={"general_settings": OPS_SETTINGS})
 
 
 def _db_path(args: argparse.Namespace, config: Config) -> Path:

@@ -42,7 +42,7 @@ def _alerts(args: argparse.Namespace) -> int:
     config_path: Path | None = args.config
     if config_path is None and Path("config.yaml").exists():
         config_path = Path("config.yaml")
-    config = load_config(config_path)
+    config = load_config(config_path, only={"alerts": None, "report": None})
     alerts = parse_alerts(config)
     if alerts is None:
         if not args.quiet:
