@@ -35,6 +35,7 @@ from .state import (
     REQUEST_LOGGER,
     ROUTER,
     STARTED_AT,
+    TRUSTED_PROXIES,
     WRITER,
 )
 from .ui import setup_ui
@@ -68,6 +69,7 @@ def create_app(
     app[AUTH] = master
     app[HOOKS] = []
     app[EXTRAS] = {}
+    app[TRUSTED_PROXIES] = frozenset(config.general.trusted_proxies)
 
     app.cleanup_ctx.append(_request_log)
     app.cleanup_ctx.append(_client_session)

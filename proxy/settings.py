@@ -72,6 +72,9 @@ class GeneralSettings:
     retention_archive_dir: str | None = setting(None, "Archive pruned rows here first (gzip JSON lines per month).")
     wal_checkpoint_interval: float = setting(60.0, "Seconds between WAL checkpoints of the request log (0: off).")
     slow_request_threshold: float | None = setting(None, "Seconds after which a request alerts as slow.")
+    trusted_proxies: list[str] = setting(
+        [], "Reverse-proxy addresses whose X-Forwarded-For names the client (e.g. [127.0.0.1])."
+    )
     alerting: list[str] = setting([], "Channels for budget and slow-request alerts (LiteLLM's alerting); default: failure_callback's.")
     callback_batch_seconds: float = setting(5.0, "Callback events within this many seconds go out as one grouped message.")
 

@@ -182,3 +182,28 @@ async def test_writer_stalled_does_not_delay_responses(gateway):
         blocker.execute("ROLLBACK")
         blocker.close()
     assert len(gateway.rows()) == 26
+
+
+async def test_client_ip_behind_a_trusted_reverse_proxy(gateway_factory, upstream_base, dead_base):
+    from .conftest import default_raw_config
+
+    raw = default_raw_config(upstream_base, dead_base)
+    raw["general_settings"]["trusted_proxies"] = ["127.0.0.1"]
+    gw = await gateway_factory(raw)
+    body = {"model": "gpt-4o-mini", "messages": PROMPT}
+    headers = {"Authorization": f"Bearer {MASTER_KEY}"}
+    async with aiohttp.ClientSession() as http:
+        for forwarded in ("203.0.113.7", "6.6.6.6, 203.0.113.8", None):
+            extra = {"X-Forwarded-For": forwarded} if forwarded else {}
+            async with http.post(f"{gw.url}/v1/chat/completions", json=body, headers={**headers, **extra}) as resp:
+                assert resp.status == 200
+    # the nearest hop our proxy appended wins over whatever the client claimed on the left
+    assert [r["client_ip"] for r in gw.rows()] == ["203.0.113.7", "203.0.113.8", "127.0.0.1"]
+
+
+async def test_forwarded_for_ignored_from_untrusted_peers(gateway):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gateway.url}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": PROMPT},
+                             headers={"Authorization": f"Bearer {MASTER_KEY}", "X-Forwarded-For": "203.0.113.9"}) as resp:
+            assert resp.status == 200
+    assert gateway.rows()[0]["client_ip"] == "127.0.0.1"

@@ -12,7 +12,7 @@ from .. import usage as usage_mod
 from ..auth import bearer_token
 from ..errors import BadRequest, PermissionDenied
 from ..exchange import Exchange
-from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER
+from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER, TRUSTED_PROXIES
 from ..upstream import open_upstream
 from .streaming import relay_stream
 
@@ -30,9 +30,29 @@ LLM_ROUTES: dict[str, tuple[str, str]] = {
 
 
 def new_exchange(request: web.Request) -> Exchange:
-    ex = Exchange(endpoint=request.path, client_ip=request.remote)
+    ex = Exchange(endpoint=request.path, client_ip=client_address(request))
     request[EXCHANGE] = ex
     return ex
+
+
+def client_address(request: web.Request) -> str | None:
+    """The peer, or behind a trusted reverse proxy the nearest untrusted X-Forwarded-For hop.
+
+    Hops are read right to left because only the ones our own proxies appended can be
+    believed; whatever a client put on the left is its own claim.
+    """
+    peer = request.remote
+    trusted = request.app[TRUSTED_PROXIES]
+    if peer not in trusted:
+        return peer
+    forwarded = request.headers.get("X-Forwarded-For")
+    if not forwarded:
+        return peer
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop
+    return hops[0] if hops else peer
 
 
 async def handle_llm(request: web.Request) -> web.StreamResponse:
