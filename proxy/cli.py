@@ -33,6 +33,7 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    """Run the gateway (stops cleanly on SIGTERM/SIGINT, flushing the request log)."""
     from .app import create_app
     from .config import load_config
     from .logsetup import configure_logging
@@ -62,8 +63,20 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _run_settings(args: argparse.Namespace) -> int:
+    """List every config.yaml setting with its default and help."""
+    from .settings import describe
+
+    print(describe(), end="")
+    return 0
+
+
 def _commands() -> dict[str, Command]:
-    commands: dict[str, Command] = {"serve": (_add_serve, _run_serve)}
+    commands: dict[str, Command] = {"serve": (_add_serve, _run_serve), "settings": (_add_settings, _run_settings)}
     from .ops.commands import BACKUP, PRUNE
 
     commands["backup"] = BACKUP

@@ -6,13 +6,14 @@ The sections mirror LiteLLM's proxy config so an existing config works as is; `r
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 
 def setting(default: Any, help: str) -> Any:
-    """A dataclass field carrying its help text (shown by `python -m proxy config-help`)."""
+    """A dataclass field carrying its help text (listed by `python -m proxy settings`)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
@@ -115,3 +116,25 @@ class Config:
     @property
     def model_names(self) -> list[str]:
         return sorted({d.model_name for d in self.models})
+
+
+#: config.yaml sections and the dataclass each is read into (model_list entries: Deployment).
+SECTIONS: dict[str, type] = {
+    "general_settings": GeneralSettings,
+    "litellm_settings": LitellmSettings,
+    "report": ReportSettings,
+    "model_list[].litellm_params": LitellmParams,
+    "model_list[].model_info": ModelInfo,
+}
+
+
+def describe() -> str:
+    """Every setting with its default and help, as `python -m proxy settings` prints it."""
+    lines = []
+    for section, cls in SECTIONS.items():
+        lines.append(f"{section}:")
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            lines.append(f"  {f.name}: {json.dumps(default)}")
+            lines.append(f"      {f.metadata.get('help', '')}")
+    return "\n".join(lines) + "\n"

@@ -82,3 +82,16 @@ async def test_signal_flushes_every_row(tmp_path, sig):
     assert conn.execute("SELECT COUNT(*), SUM(status_code = 200) FROM request_log").fetchone() == (30, 30)
     conn.close()
     assert "request log flushed: 30 rows written" in log_file.read_text()
+
+
+def test_settings_lists_every_setting_with_help():
+    from dataclasses import fields
+
+    from proxy.settings import SECTIONS
+
+    done = run_cli("settings")
+    assert done.returncode == 0
+    for section, cls in SECTIONS.items():
+        assert f"{section}:" in done.stdout
+        for f in fields(cls):
+            assert f"  {f.name}: " in done.stdout and f.metadata["help"] in done.stdout
