@@ -164,3 +164,20 @@ async def test_each_failure_logged_once_and_gateway_keeps_serving(gateway):
     assert sum(not isinstance(r, Exception) for r in results) == 2
     statuses = sorted(r["status_code"] for r in gateway.rows())
     assert statuses == [200, 200, 404, 502, 503, 504]
+
+
+async def test_client_gives_up_while_waiting_for_the_upstream(gateway_factory, upstream_base, dead_base):
+    raw = default_raw_config(upstream_base, dead_base)
+    raw["model_list"].append({"model_name": "thinking", "litellm_params": {"model": "openai/slow-1", "api_base": upstream_base, "timeout": 10}})
+    gw = await gateway_factory(raw)
+    impatient = gw.client.with_options(timeout=0.2)
+    with pytest.raises(openai.APITimeoutError):
+        await impatient.chat.completions.create(model="thinking", messages=PROMPT)
+    for _ in range(60):  # the gateway learns of the hang-up when aiohttp cancels the handler
+        await asyncio.sleep(0.05)
+        if gw.rows():
+            break
+    row = gw.rows()[0]
+    assert (row["status_code"], row["error_type"]) == (499, "client_disconnected")
+    reply = await gw.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+    assert reply.choices and len(gw.rows()) == 2

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from .. import usage as usage_mod
@@ -14,7 +15,7 @@ from ..errors import BadRequest, PermissionDenied
 from ..exchange import Exchange
 from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER, TRUSTED_PROXIES
 from ..upstream import open_upstream
-from .streaming import relay_stream
+from .streaming import CLIENT_CLOSED, relay_stream
 
 EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange", Exchange)
 
@@ -103,8 +104,11 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
     }
     response = web.Response(body=body, status=200, headers=headers)
     # Send it here rather than after the middleware so `latency` ends at the last byte sent.
-    await response.prepare(request)
-    await response.write_eof()
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        ex.fail(CLIENT_CLOSED, "client_disconnected", "Client closed the connection before the answer was sent.")
     return response
 
 
