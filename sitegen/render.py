@@ -107,12 +107,21 @@ class SiteContext:
     written: list[Path] = field(default_factory=list)
 
     def datasette_link(self, table: Table) -> str | None:
-        name = table.spec.datasette
-        if not (self.datasette_url and name):
+        """The guide's canned query for this table, else the table's own SQL with the same
+        window, as an ad-hoc Datasette query (it binds :named parameters from the URL)."""
+        if not self.datasette_url:
             return None
-        days = table.spec.window.days
-        query = f"?{urlencode({'days': days})}" if days is not None else ""
-        return f"{self.datasette_url.rstrip('/')}/litellm/{name}{query}"
+        base = f"{self.datasette_url.rstrip('/')}/litellm"
+        name = table.spec.datasette
+        if name:
+            days = table.spec.window.days
+            query = f"?{urlencode({'days': days})}" if days is not None else ""
+            return f"{base}/{name}{query}"
+        if table.spec.name == "period_summary":
+            return None  # assembled from several queries, one per period (data.Reader)
+        values = {"start": table.start, "end": table.end, **table.spec.params}
+        params = {k: v for k, v in values.items() if f":{k}" in table.spec.sql}
+        return f"{base}?{urlencode({'sql': table.spec.sql.strip(), **params})}"
 
 
 def environment() -> jinja2.Environment:

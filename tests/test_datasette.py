@@ -254,3 +254,34 @@ def legacy(tmp_path_factory) -> Iterator[httpx.Client]:
 @pytest.mark.parametrize("name", CANNED_QUERIES)
 def test_canned_queries_run_on_a_guide_only_log(legacy, name):
     assert rows(legacy, f"/litellm/{name}.json", days=30)
+
+
+def test_every_report_link_opens_in_datasette_with_the_same_rows(explore, log_db, tmp_path):
+    """Build the report against this Datasette: every table's link answers, and a table without
+    a canned query gets exactly its own rows back (same SQL, same window)."""
+    import html
+    import json
+    import re
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    from sitegen.catalogue import TABLES
+    from tests.site_fixtures import build
+
+    out = tmp_path / "public"
+    base = str(explore.base_url).rstrip("/")
+    build(log_db.path, out, now=int(time.time()), datasette_url=base)
+    by_sql = {t.sql.strip(): t.name for t in TABLES}
+    hrefs = {html.unescape(h) for page in out.glob("*.html")
+             for h in re.findall(rf'href="({re.escape(base)}/litellm[^"]*)"', page.read_text())}
+    adhoc = 0
+    for href in sorted(hrefs):
+        parts = urlsplit(href)
+        answer = explore.get(f"{parts.path}.json?{parts.query}")
+        assert answer.status_code == 200, (href, answer.text[:300])
+        if parts.path.endswith("/litellm"):
+            table = by_sql[parse_qs(parts.query)["sql"][0]]
+            expected = json.loads((out / "data" / f"{table}.json").read_text())["rows"]
+            assert len(answer.json()["rows"]) == len(expected), table
+            adhoc += 1
+    assert adhoc >= 10 and len(hrefs) >= 25

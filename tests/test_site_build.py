@@ -158,3 +158,26 @@ def test_build_never_writes_to_the_log(history: Path, tmp_path: Path) -> None:
         os.chmod(history, 0o644)
     assert hashlib.sha256(history.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in history.parent.iterdir()) == siblings
+
+
+def test_tables_without_a_canned_query_link_their_own_sql(site: Path) -> None:
+    """Each table links to Datasette: the canned query when the guide has one, else the same
+    SQL with the same window, bound from the URL."""
+    import html as html_lib
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    from sitegen.catalogue import TABLES
+
+    pages = "".join(p.read_text() for p in site.glob("*.html"))
+    links = [html_lib.unescape(h) for h in re.findall(r'href="(https://datasette\.example/litellm\?[^"]+)"', pages)]
+    assert links, "no ad-hoc Datasette links"
+    by_sql = {t.sql.strip(): t for t in TABLES}
+    for link in links:
+        query = parse_qs(urlsplit(link).query)
+        spec = by_sql[query["sql"][0]]
+        assert spec.datasette is None
+        for name in re.findall(r":(\w+)", spec.sql):
+            assert name in query, (spec.name, name)
+    linked = {by_sql[parse_qs(urlsplit(link).query)["sql"][0]].name for link in links}
+    assert linked | {t.name for t in TABLES if t.datasette} | {"period_summary"} == {t.name for t in TABLES}
