@@ -130,15 +130,15 @@ class RequestLogger:
             level,
             "%s model=%s status=%d latency=%.3fs cost=%.6f tokens=%d stream=%s key=%s request_id=%s%s",
             ex.endpoint,
-            ex.model,
+            one_line(ex.model),
             ex.status,
             record.latency,
             record.cost,
             record.total_tokens,
             "true" if ex.stream else "false",
-            record.key_alias or "-",
+            one_line(record.key_alias or "-"),
             ex.request_id,
-            f" error={ex.error_type}: {ex.error_message}" if ex.error_type else "",
+            f" error={ex.error_type}: {one_line(ex.error_message or '')}" if ex.error_type else "",
             extra={"fields": self._json_fields(ex, record)} if self.json_logs else None,
         )
 
@@ -150,6 +150,12 @@ class RequestLogger:
             "stream": ex.stream, "key_alias": record.key_alias, "request_id": ex.request_id,
             "error_type": ex.error_type,
         }
+
+
+def one_line(text: str) -> str:
+    """Client text as it may appear in a text log line: a model name with a newline in it
+    must not forge a second line (grep would believe it)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _round(value: float | None) -> float | None:

@@ -53,3 +53,25 @@ async def test_oversized_body_is_413_and_logged(gateway_factory, upstream_base, 
     # and the gateway keeps serving
     await gw.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
     assert len(gw.rows()) == 2
+
+
+async def test_request_text_cannot_forge_log_lines(gateway_factory, upstream_base, dead_base, tmp_path):
+    raw = default_raw_config(upstream_base, dead_base)
+    log_file = tmp_path / "gateway.log"
+    raw["general_settings"]["log_file"] = str(log_file)
+    config = parse_config(raw, env={})
+    configure_logging(config.general, config.litellm)
+    forged = "gpt-4\n2026-01-01 00:00:00,000 INFO proxy.access: /v1/chat/completions model=gpt-4 status=200"
+    try:
+        gw = await gateway_factory(raw)
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{gw.url}/v1/chat/completions", json={"model": forged, "messages": PROMPT},
+                                 headers={"Authorization": f"Bearer {MASTER_KEY}"}) as resp:
+                assert resp.status == 404
+        gw.flush()
+    finally:
+        configure_logging(parse_config({}).general, parse_config({}).litellm, log_file="")
+    lines = log_file.read_text().splitlines()
+    access = [line for line in lines if "proxy.access" in line]
+    assert len(access) == 1 and "status=404" in access[0] and "\\n2026-01-01" in access[0]
+    assert gw.rows()[0]["model"] == forged  # the database keeps the exact text
