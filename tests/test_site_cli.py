@@ -204,3 +204,33 @@ def test_no_alert_panel_without_firing_alerts(small_db: Path, tmp_path: Path, ep
     out = tmp_path / "public"
     assert main(["build", "--db", str(small_db), "--out", str(out), "-q"]) == 0
     assert 'id="active_alerts"' not in (out / "index.html").read_text()
+
+
+def test_progress_bar_in_a_terminal(small_db: Path, tmp_path: Path) -> None:
+    """Run the real command on a pseudo-terminal: the bar is drawn and cleared, stage lines stay."""
+    import pty
+    import select
+
+    out = tmp_path / "public"
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(NOW)}
+    proc = subprocess.Popen([sys.executable, "-m", "sitegen", "build", "--db", str(small_db), "--out", str(out)],
+                            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=secondary)
+    os.close(secondary)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(60) == 0
+    os.close(primary)
+    text = seen.decode()
+    assert "\r  [" in text and "31/31" in text  # the bar reached the last query
+    assert "sitegen: 200 rows read" in text
