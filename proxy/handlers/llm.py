@@ -100,7 +100,6 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
         "Content-Type": content_type,
         "x-litellm-call-id": ex.request_id,
         "x-litellm-response-cost": f"{ex.cost:.10f}".rstrip("0").rstrip(".") if ex.cost else "0",
-        "x-litellm-model-api-base": ex.target.api_base if ex.target else "",
     }
     response = web.Response(body=body, status=200, headers=headers)
     # Send it here rather than after the middleware so `latency` ends at the last byte sent.
