@@ -2,14 +2,17 @@
 (`litellm_settings.max_budget` + `budget_duration`).
 
 Spend lives in memory and is changed only on the event loop: `complete()` adds each request's
-logged cost the moment the request is logged, so the next `admit()` already sees it. The
-service persists the counters to keys.db from its own thread a moment later, and loads them back
-at start-up, reset times included, so a restart neither forgets spend nor postpones a reset.
+logged cost the moment the request is logged, so the next `admit()` already sees it. Every
+sync interval (0.5 s) the service adds what it charged to keys.db — an increment, never an
+absolute value — and adopts the totals stored there, so several gateway processes on one
+keys.db share each budget; reset times are stored too, so a restart neither forgets spend nor
+postpones a reset.
 
 Overshoot: a request is admitted while spend < max_budget and its cost is only known when it
 ends, so requests already in flight when the budget is crossed still finish and are charged.
 Final spend is therefore at most max_budget + the cost of the requests in flight at that
 moment (each at most one response's cost); no request is admitted after spend >= max_budget.
+With several gateway processes, add what the others charged in their last sync interval.
 Reserving an estimate up front would bound it tighter but refuse requests that would fit.
 """
 

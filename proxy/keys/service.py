@@ -3,9 +3,10 @@ keys.db thread.
 
 Threading: everything in memory is touched only on the event loop. keys.db is touched only by
 one worker thread (a single-thread executor holding the one connection), so admin writes and
-spend snapshots reach the file in the order they were made and never block the loop. A sync
-task persists changed spend counters every `sync_interval` seconds and notices changes other
-processes (the keys CLI) committed, through `PRAGMA data_version`.
+spend increments reach the file in the order they were made and never block the loop. A sync
+task adds the spend charged here to keys.db every `sync_interval` seconds (adopting the totals,
+other processes' charges included) and notices changes other processes (the keys CLI, other
+gateways) committed, through `PRAGMA data_version`.
 
 The service is also the RequestHook: `admit()` enforces budgets and limits, `complete()`
 charges each logged request's cost.
@@ -56,6 +57,9 @@ class KeyService:
         self._lock: asyncio.Lock | None = None
         self._dirty: set[str] = set()
         self._global_dirty = False
+        # Spend charged here and not yet added to keys.db (other processes add theirs too).
+        self._unsaved: dict[str, float] = {}
+        self._global_unsaved = 0.0
         self._data_version: int | None = None
         self._sync_task: asyncio.Task[None] | None = None
 
@@ -70,12 +74,11 @@ class KeyService:
             raise
         now = time.time()
         for rec in records:
-            self.cache.put(rec)
-            if budgets.roll(rec, now):  # a period that ended while we were down
-                self._dirty.add(rec.key_hash)
+            self._roll_key(self.cache.put(rec), now)  # a period that ended while we were down
         g = self.global_budget
         self.global_budget = budgets.adopt_global(g.max_budget, g.budget_duration, stored, now)
-        self._global_dirty = True
+        g = self.global_budget
+        await self._run(self.store.save_spend, [], [g.row(iso(now) or "", iso(g.budget_reset_at))])
         await self.flush()
         self._sync_task = asyncio.create_task(self._sync_loop(), name="keys-sync")
         log.info("keys: %d virtual keys loaded from %s", len(self.cache), self.path)
@@ -108,24 +111,53 @@ class KeyService:
 
     # -- persistence ----------------------------------------------------------------------
     async def flush(self) -> None:
-        """Write changed spend counters to keys.db (absolute values: replaying is harmless)."""
+        """Add the spend charged here since the last flush to keys.db, then adopt the totals
+        stored there, which include what other gateway processes on the same file charged."""
         if not self._dirty and not self._global_dirty:
             return
         dirty, self._dirty = self._dirty, set()
-        keys = [
-            {"key_hash": h, "spend": rec.spend, "budget_reset_at": iso(rec.budget_reset_at)}
+        deltas, self._unsaved = self._unsaved, {}
+        global_dirty, self._global_dirty = self._global_dirty, False
+        global_delta, self._global_unsaved = self._global_unsaved, 0.0
+        now = time.time()
+        charges = [
+            {"key_hash": h, "delta": deltas.get(h, 0.0), "now": iso(now),
+             "next_reset": iso(budgets.next_reset(rec.budget_duration, now))}
             for h in dirty
             if (rec := self.cache.get(h)) is not None
         ]
         g = self.global_budget
-        rows = [g.row(iso(time.time()) or "", iso(g.budget_reset_at))] if self._global_dirty else []
-        self._global_dirty = False
+        budget = {
+            "name": GLOBAL, "delta": global_delta, "budget_duration": g.budget_duration,
+            "budget_reset_at": iso(g.budget_reset_at), "now": iso(now),
+            "next_reset": iso(budgets.next_reset(g.budget_duration, now)),
+        } if global_dirty else None
         try:
-            await self._run(self.store.save_spend, keys, rows)
+            totals, stored = await self._run(self.store.charge, charges, budget)
         except sqlite3.Error:
+            for h, delta in deltas.items():  # keep them for the next try
+                self._unsaved[h] = self._unsaved.get(h, 0.0) + delta
             self._dirty |= dirty
-            self._global_dirty = self._global_dirty or bool(rows)
+            self._global_unsaved += global_delta
+            self._global_dirty = self._global_dirty or global_dirty
             raise
+        for h, (spend, reset_at) in totals.items():
+            if (rec := self.cache.get(h)) is not None:
+                rec.spend = spend + self._unsaved.get(h, 0.0)
+                rec.budget_reset_at = reset_at
+        if stored is not None:
+            g.spend = stored[0] + self._global_unsaved
+            g.budget_reset_at = stored[1]
+
+    def _roll_key(self, rec: KeyRecord, now: float) -> None:
+        if budgets.roll(rec, now):
+            self._dirty.add(rec.key_hash)
+            self._unsaved.pop(rec.key_hash, None)  # charged to the period that just ended
+
+    def _roll_global(self, now: float) -> None:
+        if budgets.roll(self.global_budget, now):
+            self._global_dirty = True
+            self._global_unsaved = 0.0
 
     async def _sync_loop(self) -> None:
         while True:
@@ -143,14 +175,24 @@ class KeyService:
             return
         assert self._lock is not None
         async with self._lock:
-            records, self._data_version = await self._run(
-                lambda: (self.store.load_all(), self.store.data_version())
+            records, stored, self._data_version = await self._run(
+                lambda: (self.store.load_all(), self.store.load_budget(GLOBAL), self.store.data_version())
             )
             added, removed = self.cache.reload(records)
             for key_hash in removed:
                 self.limiter.forget(key_hash)
                 self._dirty.discard(key_hash)
-        log.info("keys.db changed by another process: %d keys added, %d removed", added, len(removed))
+                self._unsaved.pop(key_hash, None)
+            # Spend other gateway processes charged, plus ours not yet flushed.
+            for fresh in records:
+                if (rec := self.cache.get(fresh.key_hash)) is not None:
+                    rec.spend = fresh.spend + self._unsaved.get(rec.key_hash, 0.0)
+                    rec.budget_reset_at = fresh.budget_reset_at
+            if stored is not None and stored[1] == self.global_budget.budget_duration:
+                self.global_budget.spend = stored[0] + self._global_unsaved
+                self.global_budget.budget_reset_at = stored[2]
+        level = logging.INFO if added or removed else logging.DEBUG
+        log.log(level, "keys.db changed by another process: %d keys added, %d removed", added, len(removed))
 
     # -- lookups --------------------------------------------------------------------------
     async def lookup(self, key_hash: str) -> KeyRecord | None:
@@ -167,8 +209,7 @@ class KeyService:
                 self.cache.mark_missing(key_hash)
                 return None
             rec = self.cache.put(found)
-            if budgets.roll(rec, time.time()):
-                self._dirty.add(key_hash)
+            self._roll_key(rec, time.time())
             return rec
         return self.cache.get(key_hash)
 
@@ -206,9 +247,10 @@ class KeyService:
                 self.cache.remove(rec.key_hash)
                 raise KeyNotFound("Key not found: it was deleted meanwhile.", param="key")
             apply_settings(rec, new)
-            if "spend" in fields:
+            if "spend" in fields:  # an admin setting spend outright (e.g. back to 0)
+                await self._run(self.store.set_spend, rec.key_hash, new.spend)
                 rec.spend = new.spend
-                self._dirty.add(rec.key_hash)
+                self._unsaved.pop(rec.key_hash, None)
         log.info("key updated: %s (%s): %s", rec.label, rec.key_hash[:12], ", ".join(sorted(fields)))
         return rec
 
@@ -236,16 +278,13 @@ class KeyService:
     # -- the request hook -----------------------------------------------------------------
     async def admit(self, ex: Exchange) -> None:
         now = time.time()
-        g = self.global_budget
-        if budgets.roll(g, now):
-            self._global_dirty = True
-        budgets.check(g)
+        self._roll_global(now)
+        budgets.check(self.global_budget)
         principal = ex.principal
         rec = self.cache.get(principal.key_hash) if principal and principal.key_hash else None
         if rec is None:
             return  # the master key, or an open gateway: only the global budget applies
-        if budgets.roll(rec, now):
-            self._dirty.add(rec.key_hash)
+        self._roll_key(rec, now)
         budgets.check(rec)
         self.limiter.acquire(rec)
         ex.hook_state[HOOK_STATE] = rec.key_hash
@@ -257,16 +296,17 @@ class KeyService:
         cost = record.cost or 0.0
         now = time.time()
         if cost > 0:
-            g = self.global_budget
-            budgets.roll(g, now)
-            g.spend += cost
+            self._roll_global(now)
+            self.global_budget.spend += cost
+            self._global_unsaved += cost
             self._global_dirty = True
         rec = self.cache.get(record.key_hash) if record.key_hash else None
         if rec is None:
             return
         if cost > 0:
-            budgets.roll(rec, now)
+            self._roll_key(rec, now)
             rec.spend += cost
+            self._unsaved[rec.key_hash] = self._unsaved.get(rec.key_hash, 0.0) + cost
             self._dirty.add(rec.key_hash)
         self.limiter.add_tokens(rec, record.total_tokens)
 
@@ -276,13 +316,11 @@ class KeyService:
         now = time.time()
         out = []
         for rec in self.cache:
-            if budgets.roll(rec, now):
-                self._dirty.add(rec.key_hash)
+            self._roll_key(rec, now)
             out.append((rec.label, rec.key_hash[:12], rec.spend, rec.max_budget))
         return sorted(out)
 
     def global_snapshot(self) -> tuple[float, float | None]:
         """(spend this period, max_budget) of the whole gateway."""
-        if budgets.roll(self.global_budget, time.time()):
-            self._global_dirty = True
+        self._roll_global(time.time())
         return self.global_budget.spend, self.global_budget.max_budget

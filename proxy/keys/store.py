@@ -34,9 +34,31 @@ SELECT_KEY_BY_ALIAS_SQL = SELECT_KEYS_SQL + " WHERE key_alias = :key_alias"
 INSERT_KEY_SQL = "INSERT INTO keys ({cols}) VALUES ({params})".format(
     cols=", ".join(KEY_COLUMNS), params=", ".join(f":{c}" for c in KEY_COLUMNS)
 )
+# Spend is never part of a settings update: other gateway processes add to it concurrently.
 UPDATE_KEY_SQL = "UPDATE keys SET {sets} WHERE key_hash = :key_hash".format(
-    sets=", ".join(f"{c} = :{c}" for c in KEY_COLUMNS if c not in ("key_hash", "key_name", "created_at"))
+    sets=", ".join(
+        f"{c} = :{c}" for c in KEY_COLUMNS if c not in ("key_hash", "key_name", "created_at", "spend")
+    )
 )
+SET_KEY_SPEND_SQL = "UPDATE keys SET spend = :spend WHERE key_hash = :key_hash"
+# Spend is shared by every gateway process on keys.db: each adds what it charged since its last
+# flush, and the first to flush after a period ended starts the new one (the others then find
+# the reset time in the future and only add).
+ROLL_KEY_SQL = """
+UPDATE keys SET spend = 0, budget_reset_at = :next_reset
+WHERE key_hash = :key_hash AND budget_reset_at IS NOT NULL AND budget_reset_at <= :now
+"""
+CHARGE_KEY_SQL = "UPDATE keys SET spend = spend + :delta WHERE key_hash = :key_hash"
+SELECT_KEY_SPEND_SQL = "SELECT spend, budget_reset_at FROM keys WHERE key_hash = :key_hash"
+ROLL_BUDGET_SQL = """
+UPDATE budgets SET spend = 0, budget_reset_at = :next_reset
+WHERE name = :name AND budget_reset_at IS NOT NULL AND budget_reset_at <= :now
+"""
+CHARGE_BUDGET_SQL = """
+INSERT INTO budgets (name, spend, budget_duration, budget_reset_at, updated_at)
+VALUES (:name, :delta, :budget_duration, :budget_reset_at, :now)
+ON CONFLICT (name) DO UPDATE SET spend = spend + excluded.spend, updated_at = excluded.updated_at
+"""
 DELETE_KEY_SQL = "DELETE FROM keys WHERE key_hash = :key_hash"
 SAVE_KEY_SPEND_SQL = (
     "UPDATE keys SET spend = :spend, budget_reset_at = :budget_reset_at WHERE key_hash = :key_hash"
@@ -162,7 +184,7 @@ class KeyStore:
         return count
 
     def save_spend(self, keys: Sequence[dict[str, Any]], budgets: Sequence[dict[str, Any]]) -> None:
-        """Persist spend counters (absolute values from memory) in one transaction."""
+        """Write spend counters as absolute values (start-up adoption of the gateway budget)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.executemany(SAVE_KEY_SPEND_SQL, keys)
@@ -171,6 +193,41 @@ class KeyStore:
         except Exception:
             self.conn.execute("ROLLBACK")
             raise
+
+    def charge(
+        self, keys: Sequence[dict[str, Any]], budget: dict[str, Any] | None
+    ) -> tuple[dict[str, tuple[float, float | None]], tuple[float, float | None] | None]:
+        """Add each key's (and the gateway's) new spend, rolling periods that ended, in one
+        transaction; returns the totals now stored, other processes' charges included.
+
+        keys: {key_hash, delta, now, next_reset}; budget: {name, delta, budget_duration,
+        budget_reset_at, now, next_reset} — times as ISO text.
+        """
+        totals: dict[str, tuple[float, float | None]] = {}
+        stored_budget = None
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for charge in keys:
+                if charge["next_reset"] is not None:
+                    self.conn.execute(ROLL_KEY_SQL, charge)
+                self.conn.execute(CHARGE_KEY_SQL, charge)
+                row = self.conn.execute(SELECT_KEY_SPEND_SQL, charge).fetchone()
+                if row is not None:
+                    totals[charge["key_hash"]] = (float(row[0]), epoch(row[1]))
+            if budget is not None:
+                if budget["next_reset"] is not None:
+                    self.conn.execute(ROLL_BUDGET_SQL, budget)
+                self.conn.execute(CHARGE_BUDGET_SQL, budget)
+                row = self.conn.execute(SELECT_BUDGET_SQL, budget).fetchone()
+                stored_budget = (float(row[0]), epoch(row[2]))
+            self.conn.execute("COMMIT")
+        except Exception:
+            self.conn.execute("ROLLBACK")
+            raise
+        return totals, stored_budget
+
+    def set_spend(self, key_hash: str, spend: float) -> None:
+        self.conn.execute(SET_KEY_SPEND_SQL, {"key_hash": key_hash, "spend": spend})
 
     def load_budget(self, name: str) -> tuple[float, str | None, float | None] | None:
         row = self.conn.execute(SELECT_BUDGET_SQL, {"name": name}).fetchone()
