@@ -6,6 +6,7 @@ import json
 import logging
 import logging.handlers
 import sys
+import threading
 from datetime import UTC, datetime
 
 from .settings import GeneralSettings, LitellmSettings
@@ -29,6 +30,51 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _BufferedFile:
+    """File handler mixin: lines go through the file's buffer and reach the disk every
+    `interval` seconds from a small thread, or at once for warnings and errors — like nginx's
+    `access_log … flush=`. One write() per request line was a tenth of the gateway's CPU."""
+
+    interval = 0.5
+
+    def _start_flushing(self, interval: float) -> None:
+        self.interval = interval
+        self._closed = threading.Event()
+        threading.Thread(target=self._flush_loop, name="log-flush", daemon=True).start()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self.interval):
+            self.flush_now()
+
+    def flush(self) -> None:
+        """Called by emit() after every line: left to the flush thread."""
+
+    def flush_now(self) -> None:
+        logging.StreamHandler.flush(self)  # type: ignore[arg-type]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)  # type: ignore[misc]
+        if record.levelno >= logging.WARNING:
+            self.flush_now()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flush_now()
+        super().close()  # type: ignore[misc]
+
+
+class BufferedWatchedFileHandler(_BufferedFile, logging.handlers.WatchedFileHandler):
+    def __init__(self, filename: str, interval: float) -> None:
+        super().__init__(filename)
+        self._start_flushing(interval)
+
+
+class BufferedRotatingFileHandler(_BufferedFile, logging.handlers.RotatingFileHandler):
+    def __init__(self, filename: str, interval: float, *, max_bytes: int, backup_count: int) -> None:
+        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count)
+        self._start_flushing(interval)
+
+
 class _QuietAccess(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or record.name != "proxy.access"
@@ -45,21 +91,32 @@ def configure_logging(general: GeneralSettings, litellm: LitellmSettings, *, log
         # The file gets every request; the console keeps start-up, warnings and errors, so a
         # busy gateway does not format each request line twice.
         console.addFilter(_QuietAccess())
-        if general.log_max_bytes > 0:
-            handlers.append(
-                logging.handlers.RotatingFileHandler(
-                    path, maxBytes=general.log_max_bytes, backupCount=general.log_backup_count
-                )
-            )
-        else:
-            # WatchedFileHandler reopens the file after logrotate moves it (the guide's recipe).
-            handlers.append(logging.handlers.WatchedFileHandler(path))
+        handlers.append(_file_handler(path, general))
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        if getattr(handler, "_shin", False):
+            handler.close()  # ours: flush what is buffered, stop its flush thread
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler._shin = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
     # aiohttp's own access log would duplicate our per-request line.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _file_handler(path: str, general: GeneralSettings) -> logging.Handler:
+    interval = general.log_flush_seconds
+    if general.log_max_bytes > 0:
+        if interval > 0:
+            return BufferedRotatingFileHandler(
+                path, interval, max_bytes=general.log_max_bytes, backup_count=general.log_backup_count
+            )
+        return logging.handlers.RotatingFileHandler(
+            path, maxBytes=general.log_max_bytes, backupCount=general.log_backup_count
+        )
+    # A watched file is reopened after logrotate moves it (the guide's recipe needs no signal).
+    if interval > 0:
+        return BufferedWatchedFileHandler(path, interval)
+    return logging.handlers.WatchedFileHandler(path)

@@ -60,6 +60,10 @@ class GeneralSettings:
     log_file: str | None = setting("gateway.log", "Gateway log file; null logs to stderr only.")
     log_max_bytes: int = setting(0, "Rotate log_file past this size (0: never; use logrotate).")
     log_backup_count: int = setting(7, "Rotated log files kept.")
+    log_flush_seconds: float = setting(
+        0.5, "Longest a request line waits in memory before reaching log_file (0: write each "
+        "line at once); warnings and errors are written at once."
+    )
     ui_username: str | None = setting(None, "Basic-auth user for /ui (or UI_USERNAME).")
     ui_password: str | None = setting(None, "Basic-auth password for /ui (or UI_PASSWORD).")
     ui_dir: str = setting("public", "Folder of the built report served at /ui.")

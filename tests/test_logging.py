@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import aiohttp
 
@@ -75,3 +76,36 @@ async def test_request_text_cannot_forge_log_lines(gateway_factory, upstream_bas
     access = [line for line in lines if "proxy.access" in line]
     assert len(access) == 1 and "status=404" in access[0] and "\\n2026-01-01" in access[0]
     assert gw.rows()[0]["model"] == forged  # the database keeps the exact text
+
+
+def test_buffered_log_file_flushes_soon_and_survives_logrotate(tmp_path):
+    """The default file handler writes request lines within log_flush_seconds, warnings at once,
+    and still follows the guide's logrotate recipe (rename, reopen by name)."""
+    import time
+
+    log_file = tmp_path / "gateway.log"
+    config = parse_config({"general_settings": {"log_file": str(log_file), "log_flush_seconds": 0.1}}, env={})
+    configure_logging(config.general, config.litellm)
+    access = logging.getLogger("proxy.access")
+
+    def eventually(path, text):
+        for _ in range(100):
+            if path.exists() and text in path.read_text():
+                return True
+            time.sleep(0.02)
+        return False
+
+    try:
+        access.info("/v1/chat/completions model=gpt-4 status=200 first")
+        assert eventually(log_file, "first")
+        access.warning("/v1/chat/completions model=gpt-4 status=503 at once")
+        assert "at once" in log_file.read_text()  # no waiting for warnings
+        access.info("/v1/chat/completions model=gpt-4 status=200 before rotation")
+        log_file.rename(tmp_path / "gateway.log.1")
+        access.info("/v1/chat/completions model=gpt-4 status=200 after rotation")
+        assert eventually(log_file, "after rotation")
+        assert "before rotation" in (tmp_path / "gateway.log.1").read_text()
+        access.info("/v1/chat/completions model=gpt-4 status=200 last")
+    finally:
+        configure_logging(parse_config({}).general, parse_config({}).litellm, log_file="")
+    assert "last" in log_file.read_text()  # replacing the handler flushed it

@@ -102,7 +102,9 @@ def _general(**values):
 
 def test_log_survives_logrotate_rename(tmp_path: Path, restore_logging) -> None:
     log_file = tmp_path / "gateway.log"
-    configure_logging(*_general(log_file=str(log_file)))
+    # Unbuffered, so each line is on disk the moment it is logged (the buffered default is
+    # tested in test_logging.py).
+    configure_logging(*_general(log_file=str(log_file), log_flush_seconds=0))
     log = logging.getLogger("proxy.access")
     log.info("/v1/chat/completions model=gpt-4 status=200 before rotation")
     # logrotate's default (no copytruncate): rename, then the program must reopen by name.
@@ -120,7 +122,8 @@ def test_log_survives_logrotate_rename(tmp_path: Path, restore_logging) -> None:
 
 def test_size_based_rotation_from_config(tmp_path: Path, restore_logging) -> None:
     log_file = tmp_path / "gateway.log"
-    configure_logging(*_general(log_file=str(log_file), log_max_bytes=2000, log_backup_count=3))
+    configure_logging(*_general(log_file=str(log_file), log_max_bytes=2000, log_backup_count=3,
+                                log_flush_seconds=0))
     log = logging.getLogger("proxy.access")
     for i in range(200):
         log.info("/v1/chat/completions model=gpt-4o status=200 line %04d", i)
