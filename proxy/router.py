@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
@@ -150,6 +149,3 @@ class Router:
             return group
         start = next(self._cycles[model])
         return group[start:] + group[:start]
-
-    def hosts(self) -> set[str]:
-        return {urlsplit(t.api_base).netloc for ts in self._groups.values() for t in ts}

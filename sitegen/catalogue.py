@@ -247,7 +247,6 @@ TABLES: tuple[TableDef, ...] = (
              "From the guide's columns alone, so older databases show it too."),
 )
 
-TABLES_BY_NAME = {t.name: t for t in TABLES}
 
 S = Section
 PAGES: tuple[Page, ...] = (

@@ -137,7 +137,7 @@ def running_log(path: Path) -> Iterator[LogDb]:
     writer.start()
     try:
         records = request_records(time.time())
-        writer.write_now(records)
+        writer.submit_many(records)
         assert writer.wait_idle()
         yield LogDb(path, writer, records)
     finally:

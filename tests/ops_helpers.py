@@ -40,7 +40,7 @@ def write_rows(path: Path, ages_in_days: list[float], now: float | None = None) 
     writer = LogWriter(path)
     writer.start()
     try:
-        writer.write_now(record_at(now - age * DAY, i) for i, age in enumerate(ages_in_days))
+        writer.submit_many(record_at(now - age * DAY, i) for i, age in enumerate(ages_in_days))
         assert writer.wait_idle(30)
     finally:
         writer.stop()

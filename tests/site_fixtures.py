@@ -27,7 +27,7 @@ def write_records(path: Path, records) -> None:
     writer = LogWriter(path)
     writer.start()
     try:
-        writer.write_now(records)
+        writer.submit_many(records)
         assert writer.wait_idle(60), "fixture rows were not written"
     finally:
         writer.stop()

@@ -59,7 +59,7 @@ def test_checkpoint_bounds_the_wal_after_a_long_reader(tmp_path: Path) -> None:
     reader.execute("SELECT COUNT(*) FROM request_log").fetchone()
     writer = LogWriter(db, batch_size=100)
     writer.start()
-    writer.write_now(record_at(time.time(), i) for i in range(6000))
+    writer.submit_many(record_at(time.time(), i) for i in range(6000))
     assert writer.wait_idle(30)
     checkpointer = Checkpointer(db)
     try:
@@ -71,7 +71,7 @@ def test_checkpoint_bounds_the_wal_after_a_long_reader(tmp_path: Path) -> None:
         reader.execute("COMMIT")
         freed = checkpointer.run_once()
         assert freed.truncated and freed.wal_bytes == 0 < grown
-        writer.write_now(record_at(time.time(), i) for i in range(10))
+        writer.submit_many(record_at(time.time(), i) for i in range(10))
         assert writer.wait_idle(10)
     finally:
         writer.stop()

@@ -12,7 +12,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from .record import RequestRecord
@@ -21,9 +21,6 @@ from .schema import INSERT_REQUEST_SQL, connect_writer
 log = logging.getLogger("proxy.logdb")
 
 _STOP = object()
-
-#: Called on the writer thread after each committed batch (e.g. to update spend).
-BatchListener = Callable[[Sequence[RequestRecord]], None]
 
 
 class LogWriter:
@@ -41,7 +38,6 @@ class LogWriter:
         self.max_latency = max_latency
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._listeners: list[BatchListener] = []
         self._written = 0
         self._failed = 0
         self._idle = threading.Condition()
@@ -52,9 +48,6 @@ class LogWriter:
         with self._idle:
             self._pending += 1
         self._queue.put(record)
-
-    def add_listener(self, listener: BatchListener) -> None:
-        self._listeners.append(listener)
 
     @property
     def rows_written(self) -> int:
@@ -96,7 +89,7 @@ class LogWriter:
                 self._idle.wait(remaining)
         return True
 
-    def write_now(self, records: Iterable[RequestRecord]) -> None:
+    def submit_many(self, records: Iterable[RequestRecord]) -> None:
         """Queue many records (e.g. generated history) through the same path as live rows."""
         for record in records:
             self.submit(record)
@@ -156,11 +149,6 @@ class LogWriter:
                 log.exception("could not write %d request-log rows", len(rows))
                 self._failed += len(rows)
                 break
-        for listener in self._listeners:
-            try:
-                listener(batch)
-            except Exception:
-                log.exception("request-log listener failed")
         with self._idle:
             self._pending -= len(batch)
             self._idle.notify_all()
