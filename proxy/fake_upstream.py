@@ -5,6 +5,7 @@ The upstream model name steers behaviour, so a config can point a model at a fai
   slow-<seconds>     waits that long before answering (timeouts)
   nousage            never reports usage (the gateway must estimate)
   cutoff             streams a few chunks, then drops the connection
+  strict             rejects stream_options with 400, as some older servers do
 Anything else answers normally. Replies are derived from the prompt, so they repeat exactly.
 
   python -m proxy.fake_upstream --port 9000 --latency 0.05 --error-rate 0.02 --stream-chunks 20
@@ -81,6 +82,8 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
         return _error(int(model.split("-", 1)[1]), f"fake upstream error for {model}")
     if options.error_rate and (counter[0] * options.error_rate) % 1 < options.error_rate:
         return _error(500, "fake upstream: injected failure")
+    if model == "strict" and "stream_options" in body:
+        return _error(400, "Unrecognized request argument supplied: stream_options")
     delay = float(model.split("-", 1)[1]) if model.startswith("slow-") else options.latency
     if delay:
         await asyncio.sleep(delay)

@@ -131,6 +131,8 @@ class Router:
             name: itertools.cycle(range(len(targets))) for name, targets in groups.items()
         }
         self.max_retries = config.litellm.num_retries
+        #: ids of targets that reject stream_options (learnt at run time; usage then estimated).
+        self.usage_unsupported: set[int] = set()
 
     @property
     def model_names(self) -> list[str]:

@@ -55,42 +55,36 @@ async def open_upstream(
     stream: bool,
     include_usage: bool,
     max_retries: int,
+    usage_unsupported: set[int] | None = None,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """POST to the first reachable target; yields a response with a 2xx status.
 
     Raises UpstreamUnreachable (502), UpstreamTimeout (504) or UpstreamError (the upstream's own
-    status and body) — the caller never sees aiohttp's exceptions.
+    status and body) — the caller never sees aiohttp's exceptions. `include_usage` asks a
+    stream for its usage; an upstream that rejects `stream_options` is asked again without it
+    and remembered in `usage_unsupported` (ids of targets), so its tokens are estimated.
     """
     attempts = targets[: max_retries + 1] if max_retries else targets[:1]
+    unsupported = usage_unsupported if usage_unsupported is not None else set()
+    client_asked = isinstance((ex.body or {}).get("stream_options"), dict)
     last_error: GatewayError | None = None
     for target in attempts:
         ex.target = target
-        timeout = (
-            aiohttp.ClientTimeout(total=None, sock_connect=target.timeout, sock_read=target.stream_timeout)
-            if stream
-            else aiohttp.ClientTimeout(total=target.timeout)
-        )
-        body = upstream_payload(ex, target, include_usage)
-        ex.upstream_started = time.perf_counter()
+        inject = include_usage and not client_asked and id(target) not in unsupported
         try:
-            response = await session.post(
-                target.url(path), data=body, headers=target.headers, timeout=timeout,
-                proxy=target.proxy, proxy_auth=target.proxy_auth, auth=target.auth,
-            )
-        except RETRYABLE as exc:
-            last_error = UpstreamUnreachable(
-                f"Upstream for model `{ex.model}` is unreachable ({type(exc).__name__})."
-            )
-            log.warning("upstream %s unreachable: %s", target.api_base, exc)
+            response = await _post(session, ex, target, path, stream=stream, include_usage=inject)
+            if inject and response.status == 400:
+                error = await _upstream_error(response, ex, target)
+                response.release()
+                if "stream_options" not in error.message:
+                    raise error
+                log.warning("upstream %s rejects stream_options: its stream usage will be "
+                            "estimated", target.api_base)
+                unsupported.add(id(target))
+                response = await _post(session, ex, target, path, stream=stream, include_usage=False)
+        except _Retryable as exc:
+            last_error = exc.error
             continue
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnreachable(
-                f"Upstream for model `{ex.model}` failed: {type(exc).__name__}."
-            ) from None
         try:
             if response.status >= 400:
                 raise await _upstream_error(response, ex, target)
@@ -108,6 +102,45 @@ async def open_upstream(
         return
     assert last_error is not None
     raise last_error
+
+
+class _Retryable(Exception):
+    """Nothing reached the model: the next deployment may be tried."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def _post(
+    session: aiohttp.ClientSession, ex: Exchange, target: Target, path: str, *, stream: bool,
+    include_usage: bool,
+) -> aiohttp.ClientResponse:
+    timeout = (
+        aiohttp.ClientTimeout(total=None, sock_connect=target.timeout, sock_read=target.stream_timeout)
+        if stream
+        else aiohttp.ClientTimeout(total=target.timeout)
+    )
+    body = upstream_payload(ex, target, include_usage)
+    ex.upstream_started = time.perf_counter()
+    try:
+        return await session.post(
+            target.url(path), data=body, headers=target.headers, timeout=timeout,
+            proxy=target.proxy, proxy_auth=target.proxy_auth, auth=target.auth,
+        )
+    except RETRYABLE as exc:
+        log.warning("upstream %s unreachable: %s", target.api_base, exc)
+        raise _Retryable(UpstreamUnreachable(
+            f"Upstream for model `{ex.model}` is unreachable ({type(exc).__name__})."
+        )) from None
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnreachable(
+            f"Upstream for model `{ex.model}` failed: {type(exc).__name__}."
+        ) from None
 
 
 async def _upstream_error(response: aiohttp.ClientResponse, ex: Exchange, target: Target) -> UpstreamError:

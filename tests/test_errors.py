@@ -181,3 +181,24 @@ async def test_client_gives_up_while_waiting_for_the_upstream(gateway_factory, u
     assert (row["status_code"], row["error_type"]) == (499, "client_disconnected")
     reply = await gw.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
     assert reply.choices and len(gw.rows()) == 2
+
+
+async def test_upstream_that_rejects_stream_options_still_streams(gateway_factory, fake_upstream, upstream_base, dead_base):
+    from proxy.fake_upstream import COUNTER
+
+    raw = default_raw_config(upstream_base, dead_base)
+    raw["model_list"].append({"model_name": "old-server", "litellm_params": {"model": "openai/strict", "api_base": upstream_base}})
+    gw = await gateway_factory(raw)
+    calls = fake_upstream.app[COUNTER]
+    for expected_calls in (2, 1):  # asked once with stream_options, then remembered
+        before = calls[0]
+        stream = await gw.client.chat.completions.create(model="old-server", messages=PROMPT, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        assert text and calls[0] - before == expected_calls
+    rows = gw.rows()
+    assert [r["status_code"] for r in rows] == [200, 200]
+    assert all(r["tokens_estimated"] == 1 and r["completion_tokens"] > 0 for r in rows)
+    # a client that asks for usage itself gets the upstream's answer to that
+    with pytest.raises(openai.BadRequestError, match="stream_options"):
+        await gw.client.chat.completions.create(model="old-server", messages=PROMPT, stream=True,
+                                                stream_options={"include_usage": True})

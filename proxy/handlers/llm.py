@@ -85,7 +85,9 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
     session = app[CLIENT]
     max_retries = app[ROUTER].max_retries
     if ex.stream:
-        return await relay_stream(request, ex, session, targets, upstream_path, max_retries)
+        return await relay_stream(
+            request, ex, session, targets, upstream_path, max_retries, app[ROUTER].usage_unsupported
+        )
 
     async with open_upstream(
         session, ex, targets, upstream_path, stream=False, include_usage=False, max_retries=max_retries

@@ -115,6 +115,7 @@ async def relay_stream(
     targets: list[Target],
     path: str,
     max_retries: int,
+    usage_unsupported: set[int],
 ) -> web.StreamResponse:
     options = (ex.body or {}).get("stream_options")
     client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -122,7 +123,8 @@ async def relay_stream(
     response: web.StreamResponse | None = None
     try:
         async with open_upstream(
-            session, ex, targets, path, stream=True, include_usage=True, max_retries=max_retries
+            session, ex, targets, path, stream=True, include_usage=True, max_retries=max_retries,
+            usage_unsupported=usage_unsupported,
         ) as upstream:
             response = web.StreamResponse(
                 status=200,
