@@ -93,7 +93,10 @@ class LitellmSettings:
     set_verbose: bool = setting(False, "Same as log_level DEBUG.")
     request_timeout: float | None = setting(None, "Default upstream timeout (LiteLLM name).")
     drop_params: bool = setting(False, "Accepted for compatibility; requests pass through.")
-    num_retries: int = setting(0, "Retries on another deployment after a connection failure.")
+    num_retries: int | None = setting(
+        None, "Deployments tried after a connection failure (nothing reached the model); "
+        "default: every other deployment of the model."
+    )
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ async def open_upstream(
     *,
     stream: bool,
     include_usage: bool,
-    max_retries: int,
+    max_retries: int | None,
     usage_unsupported: set[int] | None = None,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """POST to the first reachable target; yields a response with a 2xx status.
@@ -64,7 +64,8 @@ async def open_upstream(
     stream for its usage; an upstream that rejects `stream_options` is asked again without it
     and remembered in `usage_unsupported` (ids of targets), so its tokens are estimated.
     """
-    attempts = targets[: max_retries + 1] if max_retries else targets[:1]
+    # Failing over is safe only because nothing reached the model: connection errors only.
+    attempts = targets if max_retries is None else targets[: max_retries + 1]
     unsupported = usage_unsupported if usage_unsupported is not None else set()
     client_asked = isinstance((ex.body or {}).get("stream_options"), dict)
     last_error: GatewayError | None = None

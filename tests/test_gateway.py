@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import aiohttp
+import openai
 import pytest
 from genai_prices import Usage, calc_price
 
@@ -207,3 +208,28 @@ async def test_forwarded_for_ignored_from_untrusted_peers(gateway):
                              headers={"Authorization": f"Bearer {MASTER_KEY}", "X-Forwarded-For": "203.0.113.9"}) as resp:
             assert resp.status == 200
     assert gateway.rows()[0]["client_ip"] == "127.0.0.1"
+
+
+async def test_a_dead_deployment_fails_over_to_the_next(gateway_factory, upstream_base, dead_base):
+    raw = {
+        "model_list": [
+            {"model_name": "gpt-4o-mini", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": base}}
+            for base in (dead_base, upstream_base)
+        ],
+        "general_settings": {"master_key": MASTER_KEY, "log_file": None},
+    }
+    gw = await gateway_factory(raw)
+    for _ in range(4):  # round-robin starts on the dead one every other request
+        await gw.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+    assert {(r["status_code"], r["api_base"]) for r in gw.rows()} == {(200, upstream_base)}
+
+    raw["litellm_settings"] = {"num_retries": 0}  # LiteLLM's setting: no second deployment
+    strict = await gateway_factory(raw, db_path=gw.db_path.with_name("strict.db"))
+    statuses = []
+    for _ in range(4):
+        try:
+            await strict.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+            statuses.append(200)
+        except openai.APIStatusError as exc:
+            statuses.append(exc.status_code)
+    assert sorted(statuses) == [200, 200, 502, 502]

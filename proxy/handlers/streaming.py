@@ -114,7 +114,7 @@ async def relay_stream(
     session: aiohttp.ClientSession,
     targets: list[Target],
     path: str,
-    max_retries: int,
+    max_retries: int | None,
     usage_unsupported: set[int],
 ) -> web.StreamResponse:
     options = (ex.body or {}).get("stream_options")
