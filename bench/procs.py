@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,18 +15,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxy.demo.processes import free_port
+
+__all__ = ["BenchError", "Service", "free_port", "start", "wait_ready"]
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class BenchError(RuntimeError):
     """Something the benchmark needs did not work; the message says what."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -41,6 +41,17 @@ TOP_LEVEL = {
 }
 
 
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+def config_path(given: str | Path | None) -> Path | None:
+    """The config a command reads: the one given, else ./config.yaml when present. The default
+    name is optional even when given (`make backup` always passes it); any other must exist."""
+    if given is None or Path(given) == DEFAULT_CONFIG:
+        return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+    return Path(given)
+
+
 #: Which sections (and, optionally, which keys of them) a partial read keeps.
 Sections = Mapping[str, Collection[str] | None]
 

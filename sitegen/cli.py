@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from proxy.config import config_path as find_config
 from proxy.config import load_config
 from proxy.errors import ConfigError
 from proxy.settings import ReportSettings
@@ -50,9 +51,7 @@ def alerts_state_file(path: Path | None) -> Path | None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    config_path: Path | None = args.config
-    if config_path is None and Path("config.yaml").exists():
-        config_path = Path("config.yaml")  # the default is optional; an explicit one is not
+    config_path = find_config(args.config)
     report = report_settings(config_path)
     options = BuildOptions(
         db=args.db,

@@ -7,7 +7,6 @@ TCP port (pytest-aiohttp's server, port 0) in front of `fake_upstream`, and retu
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,16 +20,11 @@ from aiohttp.test_utils import TestServer
 
 from proxy.app import create_app
 from proxy.config import parse_config
+from proxy.demo.processes import free_port
 from proxy.fake_upstream import FakeOptions, create_fake_app
 from proxy.state import WRITER
 
 MASTER_KEY = "sk-test-master-7f3a9c"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def default_raw_config(upstream_base: str, dead_base: str) -> dict[str, Any]:
@@ -128,3 +122,35 @@ async def gateway_factory(
 @pytest.fixture
 async def gateway(gateway_factory: Callable[..., Awaitable[Gateway]]) -> Gateway:
     return await gateway_factory()
+
+
+class GatewayLog:
+    """gateway.log configured from general_settings as `serve` does it; `stop()` puts logging
+    back (closing our file handler writes out what it buffered)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def start(self, general: dict[str, Any]) -> dict[str, Any]:
+        from proxy.logsetup import configure_logging
+
+        general = {**general, "log_file": str(self.path)}
+        config = parse_config({"general_settings": general}, env={})
+        configure_logging(config.general, config.litellm)
+        return general
+
+    def stop(self) -> str:
+        """Restore stderr-only logging; returns what the file holds."""
+        from proxy.logsetup import configure_logging
+
+        default = parse_config({}, env={})
+        configure_logging(default.general, default.litellm, log_file="")
+        return self.path.read_text() if self.path.exists() else ""
+
+
+@pytest.fixture
+def gateway_log(tmp_path: Path) -> Any:
+    log = GatewayLog(tmp_path / "gateway.log")
+    yield log
+    log.stop()
+

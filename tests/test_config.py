@@ -127,3 +127,14 @@ def test_cron_jobs_run_without_provider_keys(tmp_path):
         done = subprocess.run([sys.executable, "-m", *command], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, (command, done.stderr)
+
+
+def test_default_config_is_optional_any_other_must_exist(tmp_path, monkeypatch):
+    from proxy.config import config_path
+
+    monkeypatch.chdir(tmp_path)
+    assert config_path(None) is None and config_path("config.yaml") is None
+    (tmp_path / "config.yaml").write_text("report: {title: here}\n")
+    assert config_path(None) == config_path("config.yaml") == Path("config.yaml")
+    with pytest.raises(ConfigError, match="missing.yaml: file not found"):
+        load_config(config_path("missing.yaml"))

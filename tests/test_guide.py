@@ -88,21 +88,14 @@ async def test_dashboard_script_runs_unchanged(gateway, tmp_path):
     assert re.search(r"gpt-4o-mini\s+\|\s+5 reqs", done.stdout)
 
 
-async def test_log_greps_from_the_guide(gateway_factory, upstream_base, dead_base, tmp_path):
+async def test_log_greps_from_the_guide(gateway_factory, upstream_base, dead_base, gateway_log):
     raw = default_raw_config(upstream_base, dead_base)
-    log_file = tmp_path / "gateway.log"
-    from proxy.config import parse_config
-    from proxy.logsetup import configure_logging
-
-    raw["general_settings"]["log_file"] = str(log_file)
-    config = parse_config(raw, env={})
-    configure_logging(config.general, config.litellm)
-    try:
-        gw = await gateway_factory(raw)
-        await drive_traffic(gw)
-        gw.flush()
-    finally:
-        configure_logging(parse_config({}).general, parse_config({}).litellm, log_file="")
+    raw["general_settings"] = gateway_log.start(raw["general_settings"])
+    gw = await gateway_factory(raw)
+    await drive_traffic(gw)
+    gw.flush()
+    gateway_log.stop()
+    log_file = gateway_log.path
 
     def grep(pattern: str) -> list[str]:
         done = subprocess.run(["grep", pattern, str(log_file)], capture_output=True, text=True)

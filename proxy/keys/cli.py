@@ -76,13 +76,14 @@ def keys_db_path(args: argparse.Namespace) -> Path:
     """The same file `serve` uses: --keys-db, else the config's, else keys.db beside the log."""
     if args.keys_db:
         return Path(args.keys_db)
-    config = Config()
-    if args.config:
-        from ..config import load_config
+    from ..config import config_path, load_config
 
-        config = load_config(
-            args.config, only={"general_settings": ("database_path", "keys_database_path")}
-        )
+    path = config_path(args.config)
+    config = (
+        load_config(path, only={"general_settings": ("database_path", "keys_database_path")})
+        if path is not None
+        else Config()
+    )
     if config.general.keys_database_path:
         return Path(config.general.keys_database_path)
     return Path(args.db or config.general.database_path).with_name("keys.db")

@@ -8,8 +8,6 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..settings import Config
 
-DEFAULT_CONFIG = "config.yaml"
-
 BACKUP_EXAMPLES = """examples:
   shin-proxy backup --config config.yaml                 # litellm.db + keys.db into backups/
   shin-proxy backup --db /var/lib/shin/litellm.db --dest /srv/backups --keep 14
@@ -37,7 +35,7 @@ def _positive_int(text: str) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c",
-                        help=f"config.yaml for the database paths (a missing {DEFAULT_CONFIG} is ignored)")
+                        help="config.yaml for the database paths (default: ./config.yaml when present)")
     parser.add_argument("--db", help="request log SQLite file (default general_settings.database_path)")
 
 
@@ -47,14 +45,10 @@ OPS_SETTINGS = ("database_path", "keys_database_path", "retention_days", "retent
 
 
 def _config(args: argparse.Namespace) -> Config:
-    from ..config import load_config
+    from ..config import config_path, load_config
 
-    if args.config is None:
-        return Config()
-    path = Path(args.config)
-    # `make backup`/`make prune` always pass --config config.yaml; a gateway run without a
-    # config file has none, and its defaults are what we want then. Any other name must exist.
-    if args.config == DEFAULT_CONFIG and not path.exists():
+    path = config_path(args.config)
+    if path is None:
         return Config()
     return load_config(path, only={"general_settings": OPS_SETTINGS})
 

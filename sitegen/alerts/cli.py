@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from proxy.config import config_path as find_config
 from proxy.config import load_config
 
 from .check import AlertsFailed, parse_alerts, run_check, state_path_for
@@ -39,9 +40,7 @@ examples:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    config_path: Path | None = args.config
-    if config_path is None and Path("config.yaml").exists():
-        config_path = Path("config.yaml")
+    config_path = find_config(args.config)
     config = load_config(config_path, only={"alerts": None, "report": None})
     alerts = parse_alerts(config)
     if alerts is None:
