@@ -34,9 +34,9 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
 
 def _run_serve(args: argparse.Namespace) -> int:
     """Run the gateway (stops cleanly on SIGTERM/SIGINT, flushing the request log)."""
-    from .app import create_app
     from .config import load_config
     from .logsetup import configure_logging
+    from .server.app import create_app
 
     config = load_config(args.config)
     log_file = None if args.log_file is None else ("" if args.log_file == "-" else args.log_file)
@@ -81,7 +81,7 @@ def _commands() -> dict[str, Command]:
 
     commands["backup"] = BACKUP
     commands["prune"] = PRUNE
-    from .keys import cli as keys_cli
+    from .admin import cli as keys_cli
 
     commands["keys"] = (keys_cli.add_arguments, keys_cli.run)
     return commands

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: nginx's status for "client closed the connection": logged, never sent (no one is listening).
+CLIENT_CLOSED = 499
+
 
 class ConfigError(Exception):
     """config.yaml is unusable; the message names the key and the problem."""

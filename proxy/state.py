@@ -8,12 +8,12 @@ import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from .accounting import RequestLogger
-    from .auth import Authenticator, MasterKeyAuth
-    from .exchange import Exchange
+    from .accounting.exchange import Exchange
+    from .accounting.logger import RequestLogger
     from .logdb.record import RequestRecord
     from .logdb.writer import LogWriter
-    from .router import Router
+    from .routing.router import Router
+    from .server.auth import Authenticator, MasterKeyAuth
     from .settings import Config
 
 

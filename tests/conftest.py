@@ -18,10 +18,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from proxy.app import create_app
 from proxy.config import parse_config
 from proxy.demo.processes import free_port
 from proxy.fake_upstream import FakeOptions, create_fake_app
+from proxy.server.app import create_app
 from proxy.state import WRITER
 
 MASTER_KEY = "sk-test-master-7f3a9c"

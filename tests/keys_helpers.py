@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import openai
 
-from proxy.keys.routes import KEYS
+from proxy.admin.routes import KEYS
 
 from .conftest import MASTER_KEY, Gateway, default_raw_config
 

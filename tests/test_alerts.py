@@ -21,11 +21,11 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from proxy.app import create_app
 from proxy.config import parse_config
 from proxy.errors import ConfigError
 from proxy.logdb.record import RequestRecord, utc_timestamp
 from proxy.logdb.writer import LogWriter
+from proxy.server.app import create_app
 from sitegen.alerts import active_alerts, default_state_path
 from sitegen.alerts.channels import StdoutChannel
 from sitegen.alerts.check import parse_alerts, run_check

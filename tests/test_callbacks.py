@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.app import create_app
-from proxy.budgetview import Budget
 from proxy.callbacks import CALLBACKS
 from proxy.callbacks.budgets import BudgetWatcher
 from proxy.config import parse_config
 from proxy.errors import ConfigError
+from proxy.server.app import create_app
+from proxy.server.budgetview import Budget
 
 from .conftest import MASTER_KEY, default_raw_config, free_port
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 from genai_prices import Usage, calc_price
 
-from proxy.auth import hash_key
+from proxy.server.auth import hash_key
 
 from .conftest import MASTER_KEY
 

@@ -10,8 +10,8 @@ from datetime import datetime
 import openai
 import pytest
 
-from proxy.auth import hash_key
-from proxy.keys.routes import KEYS
+from proxy.admin.routes import KEYS
+from proxy.server.auth import hash_key
 
 from .keys_helpers import (
     PRICED,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.auth import hash_key
-from proxy.keys.routes import KEYS
+from proxy.admin.routes import KEYS
 from proxy.logsetup import TEXT_FORMAT
+from proxy.server.auth import hash_key
 
 from .conftest import MASTER_KEY
 from .keys_helpers import PRICED, PROMPT, admin, chat, generate, key_info, keys_config, sdk, settle

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from proxy.keys.routes import KEYS
+from proxy.admin.routes import KEYS
 
 from .keys_helpers import admin, chat, generate, keys_config, settle
 

@@ -43,7 +43,7 @@ async def test_retention_task_prunes_on_its_own(gateway_factory, upstream_base, 
 @pytest.mark.parametrize("key,value", [("retention_days", 0), ("retention_interval", 0),
                                        ("wal_checkpoint_interval", -1)])
 async def test_bad_retention_settings_stop_start_up(upstream_base, dead_base, tmp_path, key, value) -> None:
-    from proxy.app import create_app
+    from proxy.server.app import create_app
 
     raw = default_raw_config(upstream_base, dead_base)
     raw["general_settings"][key] = value

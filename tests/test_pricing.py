@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from genai_prices import Usage, calc_price
 
+from proxy.accounting.pricing import resolve_price
 from proxy.config import parse_config
-from proxy.pricing import resolve_price
 
 
 def price_for(model: str, **params):

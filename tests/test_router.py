@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.accounting.pricing import PriceBook
 from proxy.config import parse_config
 from proxy.errors import ConfigError
-from proxy.pricing import PriceBook
-from proxy.router import Router
+from proxy.routing.router import Router
 
 
 def router(*models: dict) -> Router:

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from proxy.exchange import Exchange
-from proxy.handlers.streaming import _StreamAccounting
+from proxy.accounting.exchange import Exchange
+from proxy.api.streaming import _StreamAccounting
 
 
 def event(obj: dict) -> bytes:

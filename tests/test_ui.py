@@ -10,7 +10,7 @@ from aiohttp import web
 from yarl import URL
 
 from proxy.history import generate_history
-from proxy.ui import setup_ui
+from proxy.server.ui import setup_ui
 from tests.site_fixtures import NOW, build, write_records
 
 

@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from ..budgetview import snapshot
 from ..errors import ConfigError
+from ..server.budgetview import snapshot
 from ..settings import Config
 from ..state import CONFIG, HOOKS
 from .batch import BUDGET, FAILURE, SLOW, SUCCESS

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from ..budgetview import Budget
+from ..server.budgetview import Budget
 from .batch import BudgetAlert
 
 log = logging.getLogger("proxy.alerts")

@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
-from ..budgetview import Budget
+from ..errors import CLIENT_CLOSED
+from ..server.budgetview import Budget
 from .batch import BUDGET, FAILURE, SLOW, SUCCESS, UNKNOWN_MODEL, Batch, Event, short_error
 from .budgets import BudgetWatcher
 from .webhook import DeliveryFailed
 
 if TYPE_CHECKING:
-    from ..exchange import Exchange
+    from ..accounting.exchange import Exchange
     from ..logdb.record import RequestRecord
 
 log = logging.getLogger("proxy.callbacks")
 
-CLIENT_CLOSED = 499  # the client hung up: not a failure anyone can act on
 
 
 class Channel(Protocol):

@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from ..auth import hash_key
 from ..history import generate_history
 from ..logdb.record import RequestRecord
 from ..logdb.writer import LogWriter
+from ..server.auth import hash_key
 
 #: model_name -> litellm_params.model. The fake upstream answers any name it does not treat
 #: specially; error-503 and slow-1 are its failure switches.

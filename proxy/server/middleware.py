@@ -8,10 +8,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .errors import AuthError, GatewayError, PayloadTooLarge
-from .handlers.llm import LLM_ROUTES, new_exchange
-from .handlers.streaming import CLIENT_CLOSED
-from .state import REQUEST_LOGGER
+from ..api.llm import LLM_ROUTES, new_exchange
+from ..errors import CLIENT_CLOSED, AuthError, GatewayError, PayloadTooLarge
+from ..state import REQUEST_LOGGER
 
 log = logging.getLogger("proxy")
 auth_log = logging.getLogger("proxy.auth")

@@ -15,15 +15,14 @@ import time
 import aiohttp
 from aiohttp import web
 
-from .. import usage as usage_mod
-from ..errors import GatewayError
-from ..exchange import Exchange
-from ..router import Target
-from ..upstream import open_upstream
+from ..accounting import usage as usage_mod
+from ..accounting.exchange import Exchange
+from ..errors import CLIENT_CLOSED, GatewayError
+from ..routing.router import Target
+from ..routing.upstream import open_upstream
 
 log = logging.getLogger("proxy.stream")
 
-CLIENT_CLOSED = 499  # nginx's status for "client closed the connection"
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 # The decoder's own method: json.loads() on bytes first sniffs their encoding, which costs as
 # much as the parse itself for a 200-byte chunk, 15 times a stream.

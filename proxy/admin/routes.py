@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth import bearer_token
 from ..errors import AuthError, BadRequest
+from ..server.auth import bearer_token
 from ..state import DB_PATH, MASTER
 from . import spend
 from .fields import parse_key_fields

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from ..auth import MasterKeyAuth, Principal, hash_key
 from ..errors import AuthError
+from ..server.auth import MasterKeyAuth, Principal, hash_key
 from .record import iso
 from .service import KeyService
 

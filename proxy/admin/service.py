@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..accounting.exchange import Exchange
 from ..errors import BadRequest
-from ..exchange import Exchange
 from ..logdb.record import RequestRecord
 from ..settings import LitellmSettings
 from . import budgets

@@ -21,14 +21,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
+from ..errors import PermissionDenied
+from ..state import AUTH, CONFIG, HOOKS, WRITER
 from .auth import bearer_token
 from .budgetview import snapshot_sync
-from .errors import PermissionDenied
-from .state import AUTH, CONFIG, HOOKS, WRITER
 
 if TYPE_CHECKING:
-    from .exchange import Exchange
-    from .logdb.record import RequestRecord
+    from ..accounting.exchange import Exchange
+    from ..logdb.record import RequestRecord
 
 OTHER_MODEL = "other"  # a model name that is not configured: client text, never a label value
 _IN_FLIGHT = "metrics.in_flight"

@@ -10,9 +10,9 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
 from yarl import URL
 
-from .errors import NotFound
-from .pricing import Price, PriceBook
-from .settings import Config, Deployment
+from ..accounting.pricing import Price, PriceBook
+from ..errors import NotFound
+from ..settings import Config, Deployment
 
 # Where each provider lives when config gives no api_base.
 DEFAULT_API_BASES = {
@@ -66,7 +66,7 @@ def build_target(deployment: Deployment, price: Price, default_timeout: float) -
         provider, name = "openai", params.model
     api_base = (params.api_base or DEFAULT_API_BASES.get(provider) or "").rstrip("/")
     if not api_base:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(
             f"model {deployment.model_name!r}: litellm_params.api_base is required for provider {provider!r}"

@@ -1,4 +1,4 @@
-"""Virtual keys, budgets, rate limits and the spend API (keys.db beside the request log).
+"""Admin state and its API: virtual keys, budgets, rate limits, spend (keys.db beside the log).
 
   store.py    keys.db schema, migrations, SQL       cache.py    in-memory keys, invalidation
   record.py   a key in memory, its display forms    fields.py   validation of key settings

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .errors import AuthError
+from ..errors import AuthError
 
 log = logging.getLogger("proxy.auth")
 

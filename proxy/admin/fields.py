@@ -12,9 +12,9 @@ import dataclasses
 import math
 from typing import Any
 
-from ..auth import hash_key
 from ..config import parse_duration
 from ..errors import BadRequest, ConfigError
+from ..server.auth import hash_key
 from .budgets import next_reset
 from .record import KEY_PREFIX, KeyRecord, display_name, new_raw_key
 

@@ -7,12 +7,12 @@ import logging
 import time
 from collections.abc import Sequence
 
+from ..errors import CLIENT_CLOSED
+from ..logdb.record import RequestRecord, utc_timestamp
+from ..logdb.writer import LogWriter
+from ..state import RequestHook
 from .exchange import Exchange
-from .handlers.streaming import CLIENT_CLOSED
-from .logdb.record import RequestRecord, utc_timestamp
-from .logdb.writer import LogWriter
 from .pricing import NO_USAGE
-from .state import RequestHook
 from .usage import estimate, prompt_text
 
 access_log = logging.getLogger("proxy.access")

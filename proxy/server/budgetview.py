@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .state import EXTRAS
+from ..state import EXTRAS
 
 log = logging.getLogger("proxy.budgets")
 

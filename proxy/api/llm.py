@@ -9,13 +9,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from .. import usage as usage_mod
-from ..auth import bearer_token
-from ..errors import BadRequest, PermissionDenied
-from ..exchange import Exchange
+from ..accounting import usage as usage_mod
+from ..accounting.exchange import Exchange
+from ..errors import CLIENT_CLOSED, BadRequest, PermissionDenied
+from ..routing.upstream import open_upstream
+from ..server.auth import bearer_token
 from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER, TRUSTED_PROXIES
-from ..upstream import open_upstream
-from .streaming import CLIENT_CLOSED, relay_stream
+from .streaming import relay_stream
 
 EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange", Exchange)
 

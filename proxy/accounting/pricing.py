@@ -16,7 +16,7 @@ from genai_prices import Usage
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
-from .settings import Deployment
+from ..settings import Deployment
 
 log = logging.getLogger("proxy.pricing")
 

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .auth import Principal
-from .router import Target
+from ..routing.router import Target
+from ..server.auth import Principal
 from .usage import TokenUsage
 
 

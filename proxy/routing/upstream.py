@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from .errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from .exchange import Exchange
+from ..accounting.exchange import Exchange
+from ..errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from .router import Target
 
 log = logging.getLogger("proxy.upstream")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..auth import Principal, hash_key
+from ..server.auth import Principal, hash_key
 
 KEY_PREFIX = "sk-"
 _HASH = re.compile(r"^[0-9a-f]{64}$")

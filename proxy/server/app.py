@@ -10,20 +10,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .accounting import RequestLogger
-from .auth import MasterKeyAuth
-from .callbacks import setup_callbacks
-from .handlers.health import health
-from .handlers.llm import LLM_ROUTES, handle_llm, list_models
-from .keys import setup_keys
-from .logdb.writer import LogWriter
-from .metrics import setup_metrics
-from .middleware import errors_and_logging
-from .ops.retention import setup_retention
-from .pricing import PriceBook
-from .router import Router
-from .settings import Config
-from .state import (
+from ..accounting.logger import RequestLogger
+from ..accounting.pricing import PriceBook
+from ..admin import setup_keys
+from ..api.llm import LLM_ROUTES, handle_llm, list_models
+from ..callbacks import setup_callbacks
+from ..logdb.writer import LogWriter
+from ..ops.retention import setup_retention
+from ..routing.router import Router
+from ..routing.upstream import new_client_session
+from ..settings import Config
+from ..state import (
     AUTH,
     CLIENT,
     CONFIG,
@@ -38,8 +35,11 @@ from .state import (
     TRUSTED_PROXIES,
     WRITER,
 )
+from .auth import MasterKeyAuth
+from .health import health
+from .metrics import setup_metrics
+from .middleware import errors_and_logging
 from .ui import setup_ui
-from .upstream import new_client_session
 
 log = logging.getLogger("proxy")
 

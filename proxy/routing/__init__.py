@@ -1,0 +1,1 @@
+"""Which upstream serves a request, and the calls to it."""

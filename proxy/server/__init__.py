@@ -1,0 +1,1 @@
+"""The HTTP server: the app factory, the error middleware, authentication, /health, /metrics, /ui."""
