@@ -1,7 +1,8 @@
 """Read config.yaml (LiteLLM's proxy format, the subset in DESIGN.md) into `settings.Config`.
 
-Rules: `os.environ/NAME` works for any value; unknown keys warn and are ignored; a value of the
-wrong type stops start-up with ConfigError naming the key (e.g. `model_list[1].litellm_params.timeout`).
+Rules: `os.environ/NAME` works for any value the gateway reads (an unset one inside a key it
+ignores only warns); unknown keys warn once and are ignored; a value of the wrong type stops
+start-up with ConfigError naming the key (e.g. `model_list[1].litellm_params.timeout`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -22,8 +24,11 @@ from .settings import (
     Config,
     Deployment,
     GeneralSettings,
+    LitellmParams,
     LitellmSettings,
+    ModelInfo,
     ReportSettings,
+    RouterSettings,
 )
 
 log = logging.getLogger("proxy.config")
@@ -107,7 +112,12 @@ def parse_config(
 ) -> Config:
     """Validate a config mapping. With strict_environment off (partial reads), an
     environment_variables entry naming an unset variable is dropped: it fails later, naming
-    the key, only if something read actually refers to it."""
+    the key, only if something read actually refers to it.
+
+    `os.environ/NAME` is resolved only inside keys the gateway reads: LiteLLM configs carry
+    settings for features we do not have (langfuse keys, redis for its router, ...), and an
+    unset variable there is worth a warning, never a refusal to start.
+    """
     base_env = dict(os.environ if env is None else env)
     declared = _mapping(raw.get("environment_variables") or {}, "environment_variables")
     environment: dict[str, str] = {}
@@ -118,19 +128,15 @@ def parse_config(
         except ConfigError:
             if strict_environment:
                 raise
-    lookup = {**base_env, **environment}
-    # environment_variables was resolved above, entry by entry.
-    resolved = {"environment_variables": environment} | _resolve(
-        {k: v for k, v in raw.items() if k != "environment_variables"}, lookup, ""
-    )
+    reader = _Reader({**base_env, **environment})
 
-    for key in resolved:
+    for key, value in raw.items():
         if key not in TOP_LEVEL:
-            log.warning("config: unknown key %r ignored", key)
+            reader.ignore(value, key, f"config: unknown key {key!r} ignored")
 
     models = tuple(
-        _build(Deployment, item, f"model_list[{i}]")
-        for i, item in enumerate(resolved.get("model_list") or [])
+        reader.build(Deployment, _deployment_shape(item, f"model_list[{i}]"), f"model_list[{i}]")
+        for i, item in enumerate(raw.get("model_list") or [])
     )
     for i, deployment in enumerate(models):
         if not deployment.model_name:
@@ -141,7 +147,8 @@ def parse_config(
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"model_list[{i}].litellm_params.timeout: must be > 0, got {timeout}")
 
-    general = _build(GeneralSettings, resolved.get("general_settings") or {}, "general_settings")
+    general = reader.build(GeneralSettings, raw.get("general_settings") or {}, "general_settings")
+    lookup = reader.lookup
     # LiteLLM reads the UI credentials from the environment when the config has none.
     general = dataclasses.replace(
         general,
@@ -152,24 +159,99 @@ def parse_config(
         raise ConfigError(f"general_settings.log_level: unknown level {general.log_level!r}")
     if general.max_stored_chars < 0:
         raise ConfigError("general_settings.max_stored_chars: must be >= 0")
+    for name in ("health_check_interval", "health_check_timeout"):
+        if getattr(general, name) <= 0:
+            raise ConfigError(f"general_settings.{name}: must be > 0")
 
-    litellm = _build(LitellmSettings, resolved.get("litellm_settings") or {}, "litellm_settings")
+    litellm = reader.build(LitellmSettings, raw.get("litellm_settings") or {}, "litellm_settings")
     if litellm.budget_duration is not None:
         parse_duration(litellm.budget_duration, "litellm_settings.budget_duration")
     if litellm.max_budget is not None and litellm.max_budget < 0:
         raise ConfigError("litellm_settings.max_budget: must be >= 0")
 
-    report = _build(ReportSettings, resolved.get("report") or {}, "report")
-    alerts = _mapping(resolved.get("alerts") or {}, "alerts")
+    router = _router_settings(
+        reader.build(RouterSettings, raw.get("router_settings") or {}, "router_settings"), litellm
+    )
+    report = reader.build(ReportSettings, raw.get("report") or {}, "report")
+    # Every alert rule is read (by sitegen), so the whole section resolves.
+    alerts = _mapping(_resolve(raw.get("alerts") or {}, lookup, "alerts"), "alerts")
     return Config(
         models=models,
         general=general,
         litellm=litellm,
+        router=router,
         report=report,
         alerts=dict(alerts),
         environment=environment,
         source=source,
     )
+
+
+def _deployment_shape(item: Any, key: str) -> dict[str, Any]:
+    """LiteLLM also takes rpm/tpm beside litellm_params (its load-balancing examples do)."""
+    item = dict(_mapping(item, key))
+    moved = {k: item.pop(k) for k in ("rpm", "tpm") if k in item}
+    if moved:
+        params = dict(_mapping(item.get("litellm_params") or {}, f"{key}.litellm_params"))
+        item["litellm_params"] = {**moved, **params}
+    return item
+
+
+def _router_settings(router: RouterSettings, litellm: LitellmSettings) -> RouterSettings:
+    """router_settings, with litellm_settings' copies of the same keys as defaults."""
+    if router.num_retries is not None and router.num_retries < 0:
+        raise ConfigError("router_settings.num_retries: must be >= 0")
+    if litellm.num_retries is not None and litellm.num_retries < 0:
+        raise ConfigError("litellm_settings.num_retries: must be >= 0")
+    if router.allowed_fails < 0:
+        raise ConfigError("router_settings.allowed_fails: must be >= 0")
+    if router.cooldown_time < 0:
+        raise ConfigError("router_settings.cooldown_time: must be >= 0")
+    if router.timeout is not None and router.timeout <= 0:
+        raise ConfigError("router_settings.timeout: must be > 0")
+    lists = {}
+    for name in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+        merged = {
+            **parse_fallbacks(getattr(litellm, name), f"litellm_settings.{name}"),
+            **parse_fallbacks(getattr(router, name), f"router_settings.{name}"),
+        }
+        lists[name] = [{model: list(chain)} for model, chain in merged.items()]
+    return dataclasses.replace(
+        router,
+        num_retries=router.num_retries if router.num_retries is not None else litellm.num_retries,
+        model_group_alias=parse_aliases(router.model_group_alias),
+        **lists,
+    )
+
+
+def parse_fallbacks(value: Any, key: str) -> dict[str, tuple[str, ...]]:
+    """LiteLLM's `[{"model": ["fallback", ...]}, ...]` (a plain mapping works too)."""
+    items = [value] if isinstance(value, dict) else value or []
+    found: dict[str, tuple[str, ...]] = {}
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected {{model: [fallback models]}}, got {item!r}")
+        for model, chain in item.items():
+            chain = [chain] if isinstance(chain, str) else chain
+            if not isinstance(chain, list) or not all(isinstance(m, str) and m for m in chain):
+                raise ConfigError(f"{where}.{model}: expected a list of model names, got {chain!r}")
+            found[str(model)] = tuple(chain)
+    return found
+
+
+def parse_aliases(value: dict[str, Any]) -> dict[str, Any]:
+    """model_group_alias entries as {"model": name, "hidden": bool}."""
+    aliases: dict[str, Any] = {}
+    for alias, target in value.items():
+        key = f"router_settings.model_group_alias.{alias}"
+        if isinstance(target, str) and target:
+            aliases[str(alias)] = {"model": target, "hidden": False}
+        elif isinstance(target, dict) and isinstance(target.get("model"), str) and target["model"]:
+            aliases[str(alias)] = {"model": target["model"], "hidden": bool(target.get("hidden", False))}
+        else:
+            raise ConfigError(f"{key}: expected a model name or {{model, hidden}}, got {target!r}")
+    return aliases
 
 
 def parse_duration(value: str, key: str = "duration") -> int:
@@ -185,6 +267,85 @@ def parse_duration(value: str, key: str = "duration") -> int:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+#: litellm_params that LiteLLM sends with every call as request parameters (the client's own
+#: values win); other unknown litellm_params are provider options we do not have.
+REQUEST_PARAMS = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "n",
+    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+    "response_format", "reasoning_effort", "parallel_tool_calls", "service_tier", "user",
+    "dimensions", "encoding_format",
+})
+
+
+class _Reader:
+    """Builds settings dataclasses, resolving `os.environ/` only where a value is read."""
+
+    def __init__(self, lookup: Mapping[str, str]) -> None:
+        self.lookup = lookup
+        self._warned: set[str] = set()
+
+    def warn_once(self, topic: str, message: str, *args: Any) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            log.warning(message, *args)
+
+    def ignore(self, value: Any, key: str, message: str) -> None:
+        """A key the gateway does not use: say so once, and name unset variables inside it."""
+        self.warn_once(_pattern(key), "%s", message)
+        for name in _env_names(value):
+            if name not in self.lookup:
+                self.warn_once(
+                    f"env:{name}", "config: environment variable %s (in %s, which this gateway "
+                    "ignores) is not set; fine, nothing reads it", name, key,
+                )
+
+    def build(self, cls: type, raw: Any, key: str) -> Any:
+        raw = _mapping(raw, key)
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        extra_field = next((f.name for f in fields.values() if f.metadata.get("extra")), None)
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for name, value in raw.items():
+            where = f"{key}.{name}"
+            if name not in fields or name == extra_field:
+                if cls is LitellmParams and name in REQUEST_PARAMS:
+                    extra[name] = _resolve(value, self.lookup, where)
+                elif cls is ModelInfo:
+                    extra[name] = value  # free-form, shown by /model/info, never resolved
+                else:
+                    self.ignore(value, where, f"config: unknown key {_pattern(where)} ignored")
+                continue
+            hint = hints[name]
+            if dataclasses.is_dataclass(_unoptional(hint)):
+                values[name] = self.build(_unoptional(hint), value if value is not None else {}, where)
+            else:
+                values[name] = _coerce(_resolve(value, self.lookup, where), hint, where)
+        if extra_field is not None:
+            values[extra_field] = extra
+        return cls(**values)
+
+
+def _pattern(key: str) -> str:
+    """model_list[3].litellm_params.x -> model_list[].litellm_params.x: one warning for all."""
+    return re.sub(r"\[\d+\]", "[]", key)
+
+
+def _env_names(value: Any) -> list[str]:
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        return [value[len(ENV_PREFIX):]]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _env_names(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _env_names(v)]
+    return []
+
+
+def _unoptional(hint: Any) -> Any:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
 
 
 def _resolve(value: Any, lookup: Mapping[str, str], key: str) -> Any:
@@ -206,19 +367,6 @@ def _mapping(value: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def _build(cls: type, raw: Any, key: str) -> Any:
-    raw = _mapping(raw, key)
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    values = {}
-    for name, value in raw.items():
-        if name not in known:
-            log.warning("config: unknown key %s.%s ignored", key, name)
-            continue
-        values[name] = _coerce(value, hints[name], f"{key}.{name}")
-    return cls(**values)
-
-
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -227,8 +375,6 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return None
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value if value is not None else {}, key)
     if hint is bool:
         if isinstance(value, bool):
             return value

@@ -113,3 +113,18 @@ class UpstreamError(GatewayError):
 
 class OperationError(Exception):
     """An operations command (backup, prune) cannot proceed; the message says why."""
+
+
+class NoDeploymentAvailable(GatewayError):
+    """Every deployment of the model is cooling down after failures (LiteLLM's
+    RouterRateLimitError): the client may retry after Retry-After; fallbacks apply."""
+
+    status = 429
+    type = "rate_limit_error"
+
+
+class NoDeploymentEnabled(GatewayError):
+    """Every deployment of the model was disabled at run time."""
+
+    status = 503
+    type = "service_unavailable"

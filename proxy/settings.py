@@ -32,13 +32,23 @@ class LitellmParams:
     input_cost_per_token: float | None = setting(None, "USD per prompt token; overrides genai-prices.")
     output_cost_per_token: float | None = setting(None, "USD per completion token; overrides genai-prices.")
     extra_headers: dict[str, str] = setting({}, "Extra headers sent upstream.")
+    weight: float | None = setting(None, "Share of simple-shuffle picks (else rpm, else tpm).")
+    #: Any other key: OpenAI request parameters (temperature, max_tokens, ...) are sent as
+    #: defaults the client's own values override, as LiteLLM does; the rest warn, unused.
+    extra: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "Other keys: OpenAI request parameters become per-deployment defaults.", "extra": True})
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    id: str | None = setting(None, "Free-form id (LiteLLM compatibility).")
-    mode: str | None = setting(None, "chat, completion or embedding (informational).")
+    id: str | None = setting(None, "Deployment id (default: a hash of the deployment); /model/info shows it.")
+    mode: str | None = setting(None, "chat, completion or embedding: what /health probes it with.")
     base_model: str | None = setting(None, "Model name used for pricing when the alias is custom.")
+    access_groups: list[str] = setting([], "Names a key's `models` may list to reach this model.")
+    health_check_timeout: float | None = setting(None, "Seconds the /health probe waits for this deployment.")
+    #: LiteLLM's model_info is free-form: other keys are kept and shown by /model/info.
+    extra: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "Any other key: kept and shown by /model/info.", "extra": True})
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,17 @@ class GeneralSettings:
     request_timeout: float = setting(600.0, "Default upstream timeout in seconds.")
     max_request_bytes: int = setting(32 * 1024 * 1024, "Largest request body accepted.")
     metrics_auth: bool = setting(False, "Require the master key on /metrics.")
+    require_auth_for_metrics_endpoint: bool = setting(
+        False, "Require a valid key (master or virtual) on /metrics, as LiteLLM does."
+    )
+    health_check_interval: float = setting(
+        300.0, "Seconds /health's per-deployment probe results are reused (and the period of "
+        "background_health_checks)."
+    )
+    health_check_timeout: float = setting(60.0, "Seconds each /health probe may take at most.")
+    background_health_checks: bool = setting(
+        False, "Probe every deployment each health_check_interval in the background."
+    )
     retention_days: int | None = setting(None, "Prune request-log rows older than this many days.")
     retention_interval: float = setting(3600.0, "Seconds between the gateway's retention prunes.")
     retention_archive_dir: str | None = setting(None, "Archive pruned rows here first (gzip JSON lines per month).")
@@ -94,8 +115,45 @@ class LitellmSettings:
     request_timeout: float | None = setting(None, "Default upstream timeout (LiteLLM name).")
     drop_params: bool = setting(False, "Accepted for compatibility; requests pass through.")
     num_retries: int | None = setting(
-        None, "Deployments tried after a connection failure (nothing reached the model); "
-        "default: every other deployment of the model."
+        None, "Further deployments of the model tried after a failed one (router_settings wins)."
+    )
+    json_logs: bool = setting(False, "Same as general_settings.json_logs (LiteLLM's place for it).")
+    callbacks: list[str] = setting([], "Callbacks for every request, e.g. prometheus (always on), slack, webhook.")
+    require_auth_for_metrics_endpoint: bool = setting(
+        False, "Same as general_settings.require_auth_for_metrics_endpoint."
+    )
+    fallbacks: list[dict[str, Any]] = setting([], "Same as router_settings.fallbacks.")
+    context_window_fallbacks: list[dict[str, Any]] = setting(
+        [], "Same as router_settings.context_window_fallbacks."
+    )
+    content_policy_fallbacks: list[dict[str, Any]] = setting(
+        [], "Same as router_settings.content_policy_fallbacks."
+    )
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    routing_strategy: str = setting(
+        "simple-shuffle", "simple-shuffle (random, weighted by weight/rpm/tpm) or least-busy; "
+        "other LiteLLM strategies warn and use simple-shuffle."
+    )
+    model_group_alias: dict[str, Any] = setting(
+        {}, "Extra names for a model: {alias: model_name} or {alias: {model, hidden}}."
+    )
+    num_retries: int | None = setting(
+        None, "Further deployments of the model tried after a failed one; default: all of them."
+    )
+    timeout: float | None = setting(None, "Default upstream timeout in seconds for every model.")
+    allowed_fails: int = setting(3, "Failures a deployment may have within cooldown_time before it cools down.")
+    cooldown_time: float = setting(5.0, "Seconds a failing deployment is skipped.")
+    fallbacks: list[dict[str, Any]] = setting(
+        [], "[{model: [fallback, ...]}]: tried in order when every deployment of model fails."
+    )
+    context_window_fallbacks: list[dict[str, Any]] = setting(
+        [], "[{model: [fallback, ...]}]: tried when the prompt is too long for model."
+    )
+    content_policy_fallbacks: list[dict[str, Any]] = setting(
+        [], "[{model: [fallback, ...]}]: tried when model refuses on content policy."
     )
 
 
@@ -112,6 +170,7 @@ class Config:
     general: GeneralSettings = field(default_factory=GeneralSettings)
     litellm: LitellmSettings = field(default_factory=LitellmSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    router: RouterSettings = field(default_factory=RouterSettings)
     alerts: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     source: str | None = None
@@ -129,6 +188,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "general_settings": GeneralSettings,
     "litellm_settings": LitellmSettings,
+    "router_settings": RouterSettings,
     "report": ReportSettings,
     "model_list[].litellm_params": LitellmParams,
     "model_list[].model_info": ModelInfo,
@@ -141,6 +201,10 @@ def describe() -> str:
     for section, cls in SECTIONS.items():
         lines.append(f"{section}:")
         for f in fields(cls):
+            if f.metadata.get("extra"):
+                lines.append("  <any other key>")
+                lines.append(f"      {f.metadata.get('help', '')}")
+                continue
             default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
             lines.append(f"  {f.name}: {json.dumps(default)}")
             lines.append(f"      {f.metadata.get('help', '')}")

@@ -127,7 +127,9 @@ async def test_unpriced_config_priced_and_estimated(gateway):
     assert estimated["tokens_estimated"] == 1 and estimated["completion_tokens"] > 0
 
 
-async def test_round_robin_across_deployments(gateway_factory, upstream_base, aiohttp_server):
+async def test_requests_spread_across_deployments(gateway_factory, upstream_base, aiohttp_server):
+    """simple-shuffle, LiteLLM's default: random picks, so 30 requests reach both (a miss is
+    a 2**-29 chance)."""
     from proxy.fake_upstream import create_fake_app
 
     second = await aiohttp_server(create_fake_app())
@@ -140,10 +142,10 @@ async def test_round_robin_across_deployments(gateway_factory, upstream_base, ai
         "general_settings": {"master_key": MASTER_KEY, "log_file": None},
     }
     gw = await gateway_factory(raw)
-    for _ in range(4):
+    for _ in range(30):
         await gw.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
     used = [r["api_base"] for r in gw.rows()]
-    assert sorted(set(used)) == sorted(bases) and used[0] != used[1] and used[0] == used[2]
+    assert sorted(set(used)) == sorted(bases)
 
 
 async def test_privacy_settings(gateway_factory, upstream_base, dead_base):

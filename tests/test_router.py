@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.accounting.pricing import PriceBook
 from proxy.config import parse_config
 from proxy.errors import ConfigError
 from proxy.routing.router import Router
@@ -12,7 +11,7 @@ from proxy.routing.router import Router
 
 def router(*models: dict) -> Router:
     config = parse_config({"model_list": list(models)}, env={})
-    return Router(config, PriceBook(config.models))
+    return Router(config)
 
 
 def test_azure_deployment_url_and_header():

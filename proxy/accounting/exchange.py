@@ -37,6 +37,9 @@ class Exchange:
     body: dict[str, Any] | None = None
     stream: bool = False
     target: Target | None = None
+    #: The model_name group of `target` (after aliases, wildcards and fallbacks).
+    model_group: str | None = None
+    attempts: int = 0  # upstream calls made: retries on other deployments and fallbacks count
     upstream_started: float | None = None
     upstream_finished: float | None = None
     first_token_at: float | None = None

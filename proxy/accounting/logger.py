@@ -109,6 +109,8 @@ class RequestLogger:
             cost_status=ex.cost_status or NO_USAGE,
             client_ip=ex.client_ip,
             metadata=json.dumps(metadata, sort_keys=True, default=str) if metadata else None,
+            model_group=ex.model_group,
+            attempts=ex.attempts,
         )
 
     def _stored_messages(self, body: dict) -> str | None:

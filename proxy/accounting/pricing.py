@@ -1,13 +1,13 @@
 """Cost of a request in USD.
 
-Prices are resolved once per deployment at start-up: config overrides first, then genai-prices
-(by `provider/name`, then model_info.base_model). A model with no
+Prices are resolved once per deployment by the router (at start-up, or on first use for a name a
+wildcard serves): config overrides first, then genai-prices (by `provider/name`, then
+model_info.base_model). A model with no
 price costs 0 with cost_status 'unpriced', so the report can show it instead of a silent $0.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,8 +17,6 @@ from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
 from ..settings import Deployment
-
-log = logging.getLogger("proxy.pricing")
 
 PRICED = "priced"
 CONFIG = "config"
@@ -121,27 +119,3 @@ def linear_rates(model_price: ModelPrice) -> tuple[Decimal, Decimal, Decimal] | 
         if fast != library(prompt, completion, cached):
             return None
     return rates
-
-
-class PriceBook:
-    """Prices per deployment, looked up by identity on the hot path."""
-
-    def __init__(self, deployments: tuple[Deployment, ...]) -> None:
-        self._prices: dict[int, Price] = {}
-        for deployment in deployments:
-            price = resolve_price(deployment)
-            self._prices[id(deployment)] = price
-            if price.status == UNPRICED:
-                log.warning(
-                    "no price for %s (%s): its requests log cost 0 with cost_status=unpriced; "
-                    "set input_cost_per_token/output_cost_per_token to price it",
-                    deployment.model_name,
-                    deployment.litellm_params.model,
-                )
-            else:
-                log.debug("price for %s: %s %s", deployment.model_name, price.status, price.matched)
-
-    def for_deployment(self, deployment: Deployment | None) -> Price:
-        if deployment is None:
-            return UNPRICED_PRICE
-        return self._prices.get(id(deployment), UNPRICED_PRICE)

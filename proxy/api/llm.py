@@ -12,7 +12,7 @@ from aiohttp import web
 from ..accounting import usage as usage_mod
 from ..accounting.exchange import Exchange
 from ..errors import CLIENT_CLOSED, BadRequest, PermissionDenied
-from ..routing.upstream import open_upstream
+from ..routing.fallbacks import open_model
 from ..server.auth import bearer_token
 from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER, TRUSTED_PROXIES
 from .streaming import relay_stream
@@ -71,7 +71,8 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
     ex.model = _model_of(ex.body)
     ex.stream = kind != "embedding" and ex.body.get("stream") is True
 
-    targets = app[ROUTER].targets(ex.model)
+    router = app[ROUTER]
+    router.require(ex.model)
     if not ex.principal.may_use(ex.model):
         raise PermissionDenied(
             f"This key is not allowed to use model `{ex.model}`. "
@@ -83,15 +84,10 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
         await hook.admit(ex)
 
     session = app[CLIENT]
-    max_retries = app[ROUTER].max_retries
     if ex.stream:
-        return await relay_stream(
-            request, ex, session, targets, upstream_path, max_retries, app[ROUTER].usage_unsupported
-        )
+        return await relay_stream(request, ex, session, router, upstream_path)
 
-    async with open_upstream(
-        session, ex, targets, upstream_path, stream=False, include_usage=False, max_retries=max_retries
-    ) as upstream:
+    async with open_model(session, ex, router, upstream_path, stream=False, include_usage=False) as upstream:
         body = await upstream.read()
         ex.upstream_finished = time.perf_counter()
         content_type = upstream.headers.get("Content-Type", "application/json")
@@ -115,7 +111,7 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
 
 async def list_models(request: web.Request) -> web.Response:
     principal = await request.app[AUTH].authenticate(bearer_token(request))
-    names = [m for m in request.app[ROUTER].model_names if principal.may_use(m)]
+    names = [m for m in request.app[ROUTER].visible_names if principal.may_use(m)]
     return web.json_response(
         {
             "object": "list",

@@ -18,8 +18,8 @@ from aiohttp import web
 from ..accounting import usage as usage_mod
 from ..accounting.exchange import Exchange
 from ..errors import CLIENT_CLOSED, GatewayError
-from ..routing.router import Target
-from ..routing.upstream import open_upstream
+from ..routing.fallbacks import open_model
+from ..routing.router import Router
 
 log = logging.getLogger("proxy.stream")
 
@@ -111,20 +111,15 @@ async def relay_stream(
     request: web.Request,
     ex: Exchange,
     session: aiohttp.ClientSession,
-    targets: list[Target],
+    router: Router,
     path: str,
-    max_retries: int | None,
-    usage_unsupported: set[int],
 ) -> web.StreamResponse:
     options = (ex.body or {}).get("stream_options")
     client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
     acct = _StreamAccounting(ex, strip_usage=not client_wants_usage)
     response: web.StreamResponse | None = None
     try:
-        async with open_upstream(
-            session, ex, targets, path, stream=True, include_usage=True, max_retries=max_retries,
-            usage_unsupported=usage_unsupported,
-        ) as upstream:
+        async with open_model(session, ex, router, path, stream=True, include_usage=True) as upstream:
             response = web.StreamResponse(
                 status=200,
                 headers={

@@ -57,6 +57,8 @@ class RequestRecord:
     cost_status: str = "none"
     client_ip: str | None = None
     metadata: str | None = None
+    model_group: str | None = None
+    attempts: int = 0
 
     def as_row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FIELD_NAMES}

@@ -45,6 +45,9 @@ DETAIL_COLUMNS: tuple[str, ...] = (
     "cost_status",
     "client_ip",
     "metadata",
+    # migration 0004
+    "model_group",
+    "attempts",
 )
 
 LOG_COLUMNS: tuple[str, ...] = GUIDE_COLUMNS + DETAIL_COLUMNS

@@ -1,153 +1,289 @@
-"""Which upstream serves a request: deployments grouped by model_name, taken in turn."""
+"""Which deployments serve a request, in which order, and what the router learnt about each.
+
+Deployments are grouped by `model_name` (a group may be a wildcard pattern); a request names a
+group directly, through `router_settings.model_group_alias`, or by matching a pattern. The
+routing strategy orders the group; deployments that are disabled or cooling down are left out.
+
+Deployments can be added, updated, removed, enabled and disabled while the gateway runs
+(`add_deployment` & co.): the admin API builds /model/new|update|delete on these.
+"""
 
 from __future__ import annotations
 
-import itertools
+import logging
+import re
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
-from yarl import URL
-
-from ..accounting.pricing import Price, PriceBook
-from ..errors import NotFound
+from ..accounting.pricing import UNPRICED, Price, resolve_price
+from ..errors import NoDeploymentAvailable, NoDeploymentEnabled, NotFound
 from ..settings import Config, Deployment
+from .cooldowns import CooldownPolicy, DeploymentState, DeploymentStats
+from .providers import public_api_base, resolve_provider
+from .strategies import strategy
+from .target import Target, build_target, deployment_id
+from .wildcards import ConcreteTargets, compile_pattern, is_pattern, specificity
 
-# Where each provider lives when config gives no api_base.
-DEFAULT_API_BASES = {
-    "openai": "https://api.openai.com/v1",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "groq": "https://api.groq.com/openai/v1",
-    "mistral": "https://api.mistral.ai/v1",
-    "deepseek": "https://api.deepseek.com/v1",
-    "together_ai": "https://api.together.xyz/v1",
-    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
-    "ollama": "http://localhost:11434/v1",
-    "ollama_chat": "http://localhost:11434/v1",
-}
+log = logging.getLogger("proxy.routing")
+
+FALLBACK_KINDS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
+#: A fallbacks entry for every model (LiteLLM's default fallbacks).
+ANY_MODEL = "*"
 
 
 @dataclass(frozen=True)
-class Target:
-    """A deployment resolved into everything the hot path needs, computed once."""
-
-    deployment: Deployment
-    provider: str
-    upstream_model: str  # the model name sent upstream (provider prefix removed)
-    api_base: str
-    headers: dict[str, str]
-    timeout: float
-    stream_timeout: float
-    price: Price
-    azure: bool = False
-    api_version: str | None = None
-    # What aiohttp's trust_env would do, resolved once: HTTP(S)_PROXY/NO_PROXY and ~/.netrc.
-    proxy: URL | None = None
-    proxy_auth: aiohttp.BasicAuth | None = None
-    auth: aiohttp.BasicAuth | None = None
-
-    @property
-    def model_name(self) -> str:
-        return self.deployment.model_name
-
-    def url(self, path: str) -> str:
-        """Upstream URL for an OpenAI path such as '/chat/completions'."""
-        if self.azure:
-            query = f"?api-version={self.api_version}" if self.api_version else ""
-            return f"{self.api_base}/openai/deployments/{self.upstream_model}{path}{query}"
-        return f"{self.api_base}{path}"
-
-
-def build_target(deployment: Deployment, price: Price, default_timeout: float) -> Target:
-    params = deployment.litellm_params
-    provider, sep, name = params.model.partition("/")
-    if not sep:
-        provider, name = "openai", params.model
-    api_base = (params.api_base or DEFAULT_API_BASES.get(provider) or "").rstrip("/")
-    if not api_base:
-        from ..errors import ConfigError
-
-        raise ConfigError(
-            f"model {deployment.model_name!r}: litellm_params.api_base is required for provider {provider!r}"
-        )
-    azure = provider == "azure"
-    # identity: we read usage out of every body, and compressing on loopback or a LAN
-    # costs more CPU than it saves.
-    headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", **params.extra_headers}
-    if params.api_key:
-        if azure:
-            headers["api-key"] = params.api_key
-        else:
-            headers["Authorization"] = f"Bearer {params.api_key}"
-    timeout = params.timeout or default_timeout
-    proxy, proxy_auth, auth = env_route(api_base, authorized="Authorization" in headers)
-    return Target(
-        deployment=deployment,
-        provider=provider,
-        upstream_model=name,
-        api_base=api_base,
-        headers=headers,
-        timeout=timeout,
-        stream_timeout=params.stream_timeout or timeout,
-        price=price,
-        azure=azure,
-        api_version=params.api_version,
-        proxy=proxy,
-        proxy_auth=proxy_auth,
-        auth=auth,
-    )
-
-
-def env_route(
-    api_base: str, *, authorized: bool
-) -> tuple[URL | None, aiohttp.BasicAuth | None, aiohttp.BasicAuth | None]:
-    """(proxy, proxy_auth, netrc auth) for calls to `api_base`, from the environment."""
-    url = URL(api_base)
-    try:
-        proxy, proxy_auth = get_env_proxy_for_url(url)
-    except LookupError:
-        proxy, proxy_auth = None, None
-    auth = None
-    # aiohttp refuses netrc credentials beside an Authorization header; an api_key wins.
-    if not authorized and url.host:
-        netrc = netrc_from_env()
-        found = netrc.authenticators(url.host) if netrc is not None else None
-        if found is not None:
-            login, account, password = found
-            auth = aiohttp.BasicAuth(login or account or "", password or "")
-    return proxy, proxy_auth, auth
+class Alias:
+    model: str
+    hidden: bool = False
 
 
 class Router:
-    def __init__(self, config: Config, prices: PriceBook) -> None:
-        default_timeout = config.litellm.request_timeout or config.general.request_timeout
-        groups: dict[str, list[Target]] = {}
-        for deployment in config.models:
-            target = build_target(deployment, prices.for_deployment(deployment), default_timeout)
-            groups.setdefault(deployment.model_name, []).append(target)
-        self._groups = groups
-        self._cycles: dict[str, Iterator[int]] = {
-            name: itertools.cycle(range(len(targets))) for name, targets in groups.items()
+    def __init__(self, config: Config) -> None:
+        settings = config.router
+        self.default_timeout = (
+            settings.timeout or config.litellm.request_timeout or config.general.request_timeout
+        )
+        self.max_retries = settings.num_retries
+        self.strategy_name = settings.routing_strategy
+        self._order = strategy(settings.routing_strategy)
+        self.cooldowns = CooldownPolicy(settings.allowed_fails, settings.cooldown_time)
+        self.aliases = {name: Alias(a["model"], a["hidden"]) for name, a in settings.model_group_alias.items()}
+        self.fallbacks: dict[str, dict[str, tuple[str, ...]]] = {
+            kind: {m: tuple(chain) for item in getattr(settings, kind) for m, chain in item.items()}
+            for kind in FALLBACK_KINDS
         }
-        self.max_retries = config.litellm.num_retries
-        #: ids of targets that reject stream_options (learnt at run time; usage then estimated).
-        self.usage_unsupported: set[int] = set()
+        self._targets: dict[str, Target] = {}
+        self._states: dict[str, DeploymentState] = {}
+        self._groups: dict[str, list[str]] = {}
+        self._patterns: list[tuple[str, re.Pattern[str]]] = []
+        self._seen_shapes: dict[str, int] = {}
+        self._warned_providers: set[str] = set()
+        self._concrete = ConcreteTargets(_price)
+        #: deployment ids that reject stream_options (learnt at run time; usage then estimated).
+        self.usage_unsupported: set[str] = set()
+        for deployment in config.models:
+            self.add_deployment(deployment)
+        for alias, target in self.aliases.items():
+            if self.group_of(target.model) is None:
+                log.warning("router_settings.model_group_alias: %r points at unknown model %r",
+                            alias, target.model)
 
+    # -- run-time changes -------------------------------------------------------------------
+    def add_deployment(self, deployment: Deployment, *, enabled: bool = True) -> str:
+        """Validate and add a deployment (ConfigError when unusable); returns its id."""
+        ident = deployment_id(deployment, self._seen_shapes)
+        if ident in self._targets:
+            raise ValueError(f"a deployment with id {ident!r} exists already")
+        target = self._build(deployment, ident)
+        self._targets[ident] = target
+        self._states[ident] = DeploymentState(enabled=enabled)
+        self._groups.setdefault(deployment.model_name, []).append(ident)
+        self._index_patterns()
+        return ident
+
+    def update_deployment(self, ident: str, deployment: Deployment) -> None:
+        """Replace a deployment's settings in place: same id, counters kept."""
+        old = self._get(ident)
+        target = self._build(deployment, ident)
+        if old.model_name != deployment.model_name:
+            self._ungroup(ident, old.model_name)
+            self._groups.setdefault(deployment.model_name, []).append(ident)
+        self._targets[ident] = target
+        self._concrete.forget(ident)
+        self.usage_unsupported.discard(ident)
+        self._index_patterns()
+
+    def remove_deployment(self, ident: str) -> Deployment:
+        target = self._get(ident)
+        del self._targets[ident]
+        del self._states[ident]
+        self._ungroup(ident, target.model_name)
+        self._concrete.forget(ident)
+        self.usage_unsupported.discard(ident)
+        self._index_patterns()
+        return target.deployment
+
+    def set_enabled(self, ident: str, enabled: bool) -> None:
+        self._get(ident)
+        self._states[ident].enabled = enabled
+
+    # -- reading ----------------------------------------------------------------------------
     @property
     def model_names(self) -> list[str]:
+        """Configured model_names, wildcard patterns included."""
         return sorted(self._groups)
 
-    def targets(self, model: str) -> list[Target]:
-        """Deployments for `model` in round-robin order, starting with this request's turn."""
-        group = self._groups.get(model)
+    @property
+    def visible_names(self) -> list[str]:
+        """What /v1/models lists: model_names and the aliases not marked hidden."""
+        names = set(self._groups)
+        names.update(a for a, t in self.aliases.items() if not t.hidden and self.group_of(t.model))
+        return sorted(names)
+
+    def deployments(self, model_name: str | None = None) -> list[Target]:
+        """Every deployment (of one group), in config order, enabled or not."""
+        if model_name is None:
+            return list(self._targets.values())
+        return [self._targets[i] for i in self._groups.get(model_name, ())]
+
+    def deployment(self, ident: str) -> Target:
+        return self._get(ident)
+
+    def state(self, ident: str) -> DeploymentState:
+        return self._states[ident]
+
+    def stats(self) -> list[DeploymentStats]:
+        """A snapshot of every deployment's counters (for /metrics and the admin API)."""
+        now = time.monotonic()
+        out = []
+        for ident, target in self._targets.items():
+            s = self._states[ident]
+            out.append(DeploymentStats(
+                deployment_id=ident, model_name=target.model_name,
+                model=target.deployment.litellm_params.model, provider=target.provider,
+                api_base=public_api_base(target.api_base), enabled=s.enabled,
+                in_flight=s.in_flight, successes=s.successes, failures=s.failures,
+                cooldowns=dict(s.cooldowns), cooling_down=s.cooling(now),
+                cooldown_remaining=max(0.0, round(s.cooldown_until - now, 3)),
+            ))
+        return out
+
+    def group_of(self, model: str) -> str | None:
+        """The model_name group serving `model`: exact, alias, then the most specific pattern."""
+        found = self._resolve(model)
+        return found[0] if found else None
+
+    def require(self, model: str) -> str:
+        """The group serving `model`, or NotFound (404) naming what is available."""
+        group = self.group_of(model)
         if group is None:
-            available = ", ".join(self.model_names) or "none configured"
+            available = ", ".join(self.visible_names) or "none configured"
             raise NotFound(
                 f"The model `{model}` does not exist. Available models: {available}.",
                 param="model",
             )
-        if len(group) == 1:
-            return group
-        start = next(self._cycles[model])
-        return group[start:] + group[:start]
+        return group
+
+    def fallbacks_for(self, group: str, kind: str = "fallbacks") -> tuple[str, ...]:
+        table = self.fallbacks[kind]
+        return table.get(group) or table.get(ANY_MODEL, ())
+
+    # -- the hot path -----------------------------------------------------------------------
+    def candidates(self, model: str) -> tuple[str, list[Target]]:
+        """(group, deployments to try in order) for a model the client named.
+
+        NotFound when nothing serves `model`; NoDeploymentAvailable (429) when all of its
+        deployments are cooling down; NoDeploymentEnabled (503) when all are disabled.
+        """
+        group = self.require(model)
+        name = self._resolve(model)[1]  # type: ignore[index]
+        now = time.monotonic()
+        ids = self._groups[group]
+        enabled = [(self._targets[i], self._states[i]) for i in ids if self._states[i].enabled]
+        ready = [c for c in enabled if not c[1].cooling(now)]
+        if not ready:
+            if not enabled:
+                raise NoDeploymentEnabled(
+                    f"Every deployment of model `{model}` is disabled.", param="model"
+                )
+            wait = min(s.cooldown_until for _, s in enabled) - now
+            retry_after = max(1, int(wait + 0.999))
+            raise NoDeploymentAvailable(
+                f"No deployments available for model `{model}`: all {len(enabled)} are cooling "
+                f"down after failures. Try again in {retry_after} seconds.",
+                param="model", headers={"Retry-After": str(retry_after)},
+            )
+        ordered = self._order(ready) if len(ready) > 1 else [ready[0][0]]
+        if group != name and is_pattern(group):
+            match = self._pattern_of(group).match(name)
+            captured = match.group(1) if match and match.groups() else name
+            ordered = [self._concrete.get(t, captured) for t in ordered]
+        return group, ordered
+
+    def targets(self, model: str) -> list[Target]:
+        return self.candidates(model)[1]
+
+    @contextmanager
+    def in_flight(self, target: Target) -> Iterator[None]:
+        """Count the request against its deployment while it runs (least-busy reads this)."""
+        state = self._states.get(target.deployment_id)
+        if state is None:  # removed while the request was being routed
+            yield
+            return
+        state.in_flight += 1
+        try:
+            yield
+        finally:
+            state.in_flight -= 1
+
+    def succeeded(self, target: Target) -> None:
+        state = self._states.get(target.deployment_id)
+        if state is not None:
+            self.cooldowns.success(state)
+
+    def failed(self, target: Target, reason: str) -> bool:
+        """Count a deployment failure; True when it put the deployment in cooldown."""
+        state = self._states.get(target.deployment_id)
+        if state is None:
+            return False
+        alone = len(self._groups.get(target.model_name, ())) < 2
+        cooled = self.cooldowns.failure(state, reason, alone=alone)
+        if cooled:
+            log.warning(
+                "deployment %s of model %s (%s) cooling down for %gs after repeated failures "
+                "(last: %s)", target.deployment_id, target.model_name, target.public_api_base,
+                self.cooldowns.cooldown_time, reason,
+            )
+        return cooled
+
+    # -- internals --------------------------------------------------------------------------
+    def _build(self, deployment: Deployment, ident: str) -> Target:
+        provider = resolve_provider(deployment, self._warned_providers)
+        pattern = is_pattern(deployment.model_name) or "*" in deployment.litellm_params.model
+        price = Price(UNPRICED) if pattern else _price(deployment, warn=True)
+        return build_target(deployment, provider, price, self.default_timeout, ident)
+
+    def _get(self, ident: str) -> Target:
+        try:
+            return self._targets[ident]
+        except KeyError:
+            raise KeyError(f"no deployment with id {ident!r}") from None
+
+    def _ungroup(self, ident: str, model_name: str) -> None:
+        ids = self._groups.get(model_name, [])
+        if ident in ids:
+            ids.remove(ident)
+        if not ids:
+            self._groups.pop(model_name, None)
+
+    def _resolve(self, model: str, depth: int = 0) -> tuple[str, str] | None:
+        """(group, the concrete name it serves) after following aliases."""
+        if model in self._groups:
+            return model, model
+        alias = self.aliases.get(model)
+        if alias is not None and depth < 8:  # aliases may chain; a cycle must not hang us
+            return self._resolve(alias.model, depth + 1)
+        for name, pattern in self._patterns:
+            if pattern.match(model):
+                return name, model
+        return None
+
+    def _index_patterns(self) -> None:
+        names = sorted((n for n in self._groups if is_pattern(n)), key=specificity)
+        self._patterns = [(n, compile_pattern(n)) for n in names]
+
+    def _pattern_of(self, group: str) -> re.Pattern[str]:
+        return next(p for n, p in self._patterns if n == group)
+
+
+def _price(deployment: Deployment, warn: bool = False) -> Price:
+    price = resolve_price(deployment)
+    if warn and price.status == UNPRICED:
+        log.warning(
+            "no price for %s (%s): its requests log cost 0 with cost_status=unpriced; "
+            "set input_cost_per_token/output_cost_per_token to price it",
+            deployment.model_name, deployment.litellm_params.model,
+        )
+    return price

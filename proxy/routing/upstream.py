@@ -1,24 +1,51 @@
-"""Calls to the upstream provider: one pooled ClientSession, errors mapped to our exceptions."""
+"""One call to one deployment: the pooled ClientSession, the body sent, failures classified.
+
+Every failure becomes an `AttemptFailed` saying what it means for routing: the deployment is
+at fault (try another, count it towards a cooldown), the prompt is too long for the model or
+was refused on content policy (the matching fallbacks apply), or the request itself is wrong
+(returned to the client as is). The caller never sees aiohttp's exceptions.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 
 from ..accounting.exchange import Exchange
 from ..errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from .router import Target
+from .cooldowns import counts_against_deployment
+from .target import Target
 
 log = logging.getLogger("proxy.upstream")
 
-# Connection-level failures worth trying on the next deployment: nothing reached the model.
-RETRYABLE = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError)
+DEPLOYMENT = "deployment"  # the deployment failed: another may answer
+CONTEXT_WINDOW = "context_window"  # the prompt does not fit this model
+CONTENT_POLICY = "content_policy"  # the model refused the content
+CLIENT = "client"  # the request is wrong wherever it goes
+
+# How providers say a prompt is too long / was refused (OpenAI's codes, then message wording
+# of OpenAI, Azure, vLLM and others, as LiteLLM's exception mapping recognises them).
+_CONTEXT_CODES = {"context_length_exceeded", "string_above_max_length"}
+_CONTEXT_WORDS = ("maximum context length", "context length", "context window", "too many tokens",
+                  "prompt is too long", "input is too long", "reduce the length")
+_POLICY_CODES = {"content_policy_violation", "content_filter"}
+_POLICY_WORDS = ("content policy", "content management policy", "safety system",
+                 "content_policy_violation", "responsible ai")
+
+
+class AttemptFailed(Exception):
+    """One attempt failed; `kind` says what routing does next, `error` what the client sees."""
+
+    def __init__(self, error: GatewayError, kind: str, reason: str) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.kind = kind
+        self.reason = reason  # for cooldown counts: a status code, "timeout" or "unreachable"
+
 
 def new_client_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
@@ -27,15 +54,16 @@ def new_client_session() -> aiohttp.ClientSession:
         ttl_dns_cache=300,
         keepalive_timeout=30,
     )
-    # HTTP(S)_PROXY, NO_PROXY and ~/.netrc are resolved once per deployment (router.env_route)
+    # HTTP(S)_PROXY, NO_PROXY and ~/.netrc are resolved once per deployment (target.env_route)
     # rather than by aiohttp's trust_env, which reads them again on every request in two
     # worker-thread hops (measured: a third of the gateway's CPU per request).
     return aiohttp.ClientSession(connector=connector, trust_env=False)
 
 
-def upstream_payload(ex: Exchange, target: Target, include_usage: bool) -> bytes:
-    """The body sent upstream: the client's, with the upstream model name."""
-    payload = dict(ex.body or {})
+def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage: bool) -> bytes:
+    """The body sent upstream: the client's, with the upstream model name and the deployment's
+    default request parameters where the client set none."""
+    payload = {**target.default_params, **(body or {})} if target.default_params else dict(body or {})
     payload["model"] = target.upstream_model
     payload.pop("metadata", None)  # LiteLLM's own field, never forwarded
     if include_usage:
@@ -45,72 +73,53 @@ def upstream_payload(ex: Exchange, target: Target, include_usage: bool) -> bytes
     return json.dumps(payload).encode("utf-8")
 
 
-@asynccontextmanager
-async def open_upstream(
+async def attempt(
     session: aiohttp.ClientSession,
     ex: Exchange,
-    targets: list[Target],
+    target: Target,
     path: str,
     *,
     stream: bool,
     include_usage: bool,
-    max_retries: int | None,
-    usage_unsupported: set[int] | None = None,
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """POST to the first reachable target; yields a response with a 2xx status.
+    usage_unsupported: set[str],
+) -> aiohttp.ClientResponse:
+    """POST to `target`; a response with a 2xx status, or AttemptFailed.
 
-    Raises UpstreamUnreachable (502), UpstreamTimeout (504) or UpstreamError (the upstream's own
-    status and body) — the caller never sees aiohttp's exceptions. `include_usage` asks a
-    stream for its usage; an upstream that rejects `stream_options` is asked again without it
-    and remembered in `usage_unsupported` (ids of targets), so its tokens are estimated.
+    `include_usage` asks a stream for its usage; an upstream that rejects `stream_options` is
+    asked again without it and remembered in `usage_unsupported` (deployment ids), so its
+    tokens are estimated.
     """
-    # Failing over is safe only because nothing reached the model: connection errors only.
-    attempts = targets if max_retries is None else targets[: max_retries + 1]
-    unsupported = usage_unsupported if usage_unsupported is not None else set()
     client_asked = isinstance((ex.body or {}).get("stream_options"), dict)
-    last_error: GatewayError | None = None
-    for target in attempts:
-        ex.target = target
-        inject = include_usage and not client_asked and id(target) not in unsupported
-        try:
-            response = await _post(session, ex, target, path, stream=stream, include_usage=inject)
-            if inject and response.status == 400:
-                error = await _upstream_error(response, ex, target)
-                response.release()
-                if "stream_options" not in error.message:
-                    raise error
-                log.warning("upstream %s rejects stream_options: its stream usage will be "
-                            "estimated", target.api_base)
-                unsupported.add(id(target))
-                response = await _post(session, ex, target, path, stream=stream, include_usage=False)
-        except _Retryable as exc:
-            last_error = exc.error
-            continue
-        try:
-            if response.status >= 400:
-                raise await _upstream_error(response, ex, target)
-            yield response
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
-            ) from None
-        except aiohttp.ClientPayloadError as exc:
-            raise UpstreamUnreachable(
-                f"Upstream for model `{ex.model}` broke off the response ({type(exc).__name__})."
-            ) from None
-        finally:
-            response.release()
-        return
-    assert last_error is not None
-    raise last_error
+    inject = include_usage and not client_asked and target.deployment_id not in usage_unsupported
+    response = await _post(session, ex, target, path, stream=stream, include_usage=inject)
+    if inject and response.status == 400:
+        error = await _upstream_error(response)
+        response.release()
+        if "stream_options" not in error.message:
+            raise classify(error)
+        log.warning("upstream %s rejects stream_options: its stream usage will be estimated",
+                    target.public_api_base)
+        usage_unsupported.add(target.deployment_id)
+        response = await _post(session, ex, target, path, stream=stream, include_usage=False)
+    if response.status >= 400:
+        error = await _upstream_error(response)
+        response.release()
+        raise classify(error)
+    return response
 
 
-class _Retryable(Exception):
-    """Nothing reached the model: the next deployment may be tried."""
-
-    def __init__(self, error: GatewayError) -> None:
-        super().__init__(error.message)
-        self.error = error
+def classify(error: UpstreamError) -> AttemptFailed:
+    if counts_against_deployment(error.status):
+        return AttemptFailed(error, DEPLOYMENT, str(error.status))
+    code = ""
+    if error.body and isinstance(error.body.get("error"), dict):
+        code = str(error.body["error"].get("code") or "").lower()
+    text = error.message.lower()
+    if code in _CONTEXT_CODES or any(w in text for w in _CONTEXT_WORDS):
+        return AttemptFailed(error, CONTEXT_WINDOW, str(error.status))
+    if code in _POLICY_CODES or any(w in text for w in _POLICY_WORDS):
+        return AttemptFailed(error, CONTENT_POLICY, str(error.status))
+    return AttemptFailed(error, CLIENT, str(error.status))
 
 
 async def _post(
@@ -122,29 +131,29 @@ async def _post(
         if stream
         else aiohttp.ClientTimeout(total=target.timeout)
     )
-    body = upstream_payload(ex, target, include_usage)
+    body = upstream_payload(ex.body, target, include_usage)
     ex.upstream_started = time.perf_counter()
     try:
         return await session.post(
             target.url(path), data=body, headers=target.headers, timeout=timeout,
             proxy=target.proxy, proxy_auth=target.proxy_auth, auth=target.auth,
         )
-    except RETRYABLE as exc:
-        log.warning("upstream %s unreachable: %s", target.api_base, exc)
-        raise _Retryable(UpstreamUnreachable(
+    except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+        log.warning("upstream %s unreachable: %s", target.public_api_base, type(exc).__name__)
+        raise AttemptFailed(UpstreamUnreachable(
             f"Upstream for model `{ex.model}` is unreachable ({type(exc).__name__})."
-        )) from None
+        ), DEPLOYMENT, "unreachable") from None
     except TimeoutError:
-        raise UpstreamTimeout(
+        raise AttemptFailed(UpstreamTimeout(
             f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
-        ) from None
+        ), DEPLOYMENT, "timeout") from None
     except aiohttp.ClientError as exc:
-        raise UpstreamUnreachable(
+        raise AttemptFailed(UpstreamUnreachable(
             f"Upstream for model `{ex.model}` failed: {type(exc).__name__}."
-        ) from None
+        ), DEPLOYMENT, "unreachable") from None
 
 
-async def _upstream_error(response: aiohttp.ClientResponse, ex: Exchange, target: Target) -> UpstreamError:
+async def _upstream_error(response: aiohttp.ClientResponse) -> UpstreamError:
     raw = await response.read()
     body: dict[str, Any] | None = None
     try:

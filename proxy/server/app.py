@@ -11,7 +11,6 @@ from pathlib import Path
 from aiohttp import web
 
 from ..accounting.logger import RequestLogger
-from ..accounting.pricing import PriceBook
 from ..admin import setup_keys
 from ..api.llm import LLM_ROUTES, handle_llm, list_models
 from ..callbacks import setup_callbacks
@@ -63,7 +62,7 @@ def create_app(
         or Path(app[DB_PATH]).with_name("keys.db")
     )
     app[STARTED_AT] = time.time()
-    app[ROUTER] = Router(config, PriceBook(config.models))
+    app[ROUTER] = Router(config)
     master = MasterKeyAuth(config.general.master_key)
     app[MASTER] = master
     app[AUTH] = master
