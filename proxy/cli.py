@@ -35,12 +35,13 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     """Run the gateway (stops cleanly on SIGTERM/SIGINT, flushing the request log)."""
     from .config import load_config
-    from .logsetup import configure_logging
+    from .logsetup import configure_logging, held_logs
     from .server.app import create_app
 
-    config = load_config(args.config)
     log_file = None if args.log_file is None else ("" if args.log_file == "-" else args.log_file)
-    configure_logging(config.general, config.litellm, log_file=log_file)
+    with held_logs("proxy.config"):  # its warnings reach gateway.log once that is set up
+        config = load_config(args.config)
+        configure_logging(config.general, config.litellm, log_file=log_file)
     app = create_app(config, db_path=args.db, keys_db_path=args.keys_db)
     try:
         import uvloop

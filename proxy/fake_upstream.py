@@ -6,6 +6,8 @@ The upstream model name steers behaviour, so a config can point a model at a fai
   nousage            never reports usage (the gateway must estimate)
   cutoff             streams a few chunks, then drops the connection
   strict             rejects stream_options with 400, as some older servers do
+  context-window     answers 400 context_length_exceeded, as OpenAI does for a too-long prompt
+  content-policy     answers 400 content_policy_violation, as OpenAI's safety system does
 Anything else answers normally. Replies are derived from the prompt, so they repeat exactly.
 
   python -m proxy.fake_upstream --port 9000 --latency 0.05 --error-rate 0.02 --stream-chunks 20
@@ -39,6 +41,19 @@ class FakeOptions:
     error_rate: float = 0.0  # fraction of requests answered 500, deterministic by count
     embedding_dims: int = 8
 
+
+# OpenAI's own 400s for the two refusals LiteLLM has fallback lists for.
+REFUSALS = {
+    "context-window": {
+        "message": "This model's maximum context length is 8192 tokens. However, your messages "
+        "resulted in 9000 tokens. Please reduce the length of the messages.",
+        "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded",
+    },
+    "content-policy": {
+        "message": "Your request was rejected as a result of our safety system.",
+        "type": "invalid_request_error", "param": None, "code": "content_policy_violation",
+    },
+}
 
 OPTIONS: web.AppKey[FakeOptions] = web.AppKey("fake_options")
 COUNTER: web.AppKey[list[int]] = web.AppKey("fake_counter")
@@ -82,6 +97,8 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
         return _error(int(model.split("-", 1)[1]), f"fake upstream error for {model}")
     if options.error_rate and (counter[0] * options.error_rate) % 1 < options.error_rate:
         return _error(500, "fake upstream: injected failure")
+    if model in REFUSALS:
+        return web.json_response({"error": REFUSALS[model]}, status=400)
     if model == "strict" and "stream_options" in body:
         return _error(400, "Unrecognized request argument supplied: stream_options")
     delay = float(model.split("-", 1)[1]) if model.startswith("slow-") else options.latency

@@ -7,6 +7,8 @@ import logging
 import logging.handlers
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from .settings import GeneralSettings, LitellmSettings
@@ -83,7 +85,8 @@ class _QuietAccess(logging.Filter):
 def configure_logging(general: GeneralSettings, litellm: LitellmSettings, *, log_file: str | None = None) -> None:
     """Replace the root handlers. `log_file` overrides general.log_file."""
     level = "DEBUG" if litellm.set_verbose else general.log_level.upper()
-    formatter: logging.Formatter = JsonFormatter() if general.json_logs else logging.Formatter(TEXT_FORMAT)
+    json_logs = general.json_logs or litellm.json_logs  # LiteLLM keeps it in litellm_settings
+    formatter: logging.Formatter = JsonFormatter() if json_logs else logging.Formatter(TEXT_FORMAT)
     console = logging.StreamHandler(sys.stderr)
     handlers: list[logging.Handler] = [console]
     path = log_file if log_file is not None else general.log_file
@@ -120,3 +123,30 @@ def _file_handler(path: str, general: GeneralSettings) -> logging.Handler:
     if interval > 0:
         return BufferedWatchedFileHandler(path, interval)
     return logging.handlers.WatchedFileHandler(path)
+
+
+class _Held(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def held_logs(name: str) -> Iterator[None]:
+    """Hold what logger `name` says inside the block and replay it at the end, through the
+    handlers configured by then: config.yaml is read (and warned about) before its own
+    logging settings can be applied, yet its warnings belong in gateway.log too."""
+    logger = logging.getLogger(name)
+    held, propagate = _Held(), logger.propagate
+    logger.addHandler(held)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(held)
+        logger.propagate = propagate
+        for record in held.records:
+            logger.handle(record)

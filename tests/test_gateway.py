@@ -213,25 +213,25 @@ async def test_forwarded_for_ignored_from_untrusted_peers(gateway):
 
 
 async def test_a_dead_deployment_fails_over_to_the_next(gateway_factory, upstream_base, dead_base):
+    # weight 0: the live deployment is never picked first, so every request meets the dead one.
     raw = {
         "model_list": [
-            {"model_name": "gpt-4o-mini", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": base}}
-            for base in (dead_base, upstream_base)
+            {"model_name": "gpt-4o-mini",
+             "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": base, "weight": weight}}
+            for base, weight in ((dead_base, 1), (upstream_base, 0))
         ],
+        "router_settings": {"cooldown_time": 0},  # no cooldown: the dead one stays in turn
         "general_settings": {"master_key": MASTER_KEY, "log_file": None},
     }
     gw = await gateway_factory(raw)
-    for _ in range(4):  # round-robin starts on the dead one every other request
+    for _ in range(4):
         await gw.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
-    assert {(r["status_code"], r["api_base"]) for r in gw.rows()} == {(200, upstream_base)}
+    assert {(r["status_code"], r["api_base"], r["attempts"]) for r in gw.rows()} == {(200, upstream_base, 2)}
 
     raw["litellm_settings"] = {"num_retries": 0}  # LiteLLM's setting: no second deployment
     strict = await gateway_factory(raw, db_path=gw.db_path.with_name("strict.db"))
-    statuses = []
-    for _ in range(4):
-        try:
-            await strict.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
-            statuses.append(200)
-        except openai.APIStatusError as exc:
-            statuses.append(exc.status_code)
-    assert sorted(statuses) == [200, 200, 502, 502]
+    with pytest.raises(openai.APIStatusError) as info:
+        await strict.client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
+    assert info.value.status_code == 502
+    row = strict.rows()[0]
+    assert (row["status_code"], row["api_base"], row["attempts"]) == (502, dead_base, 1)

@@ -53,6 +53,8 @@ def build_subscriptions(config: Config) -> list[Subscription]:
     lists = [
         ("litellm_settings.failure_callback", litellm.failure_callback, {FAILURE}),
         ("litellm_settings.success_callback", litellm.success_callback, {SUCCESS}),
+        # LiteLLM's `callbacks` are both success and failure callbacks.
+        ("litellm_settings.callbacks", litellm.callbacks, {SUCCESS, FAILURE}),
         ("general_settings.alerting" if general.alerting else "litellm_settings.failure_callback",
          general.alerting or litellm.failure_callback, {SLOW, BUDGET}),
     ]

@@ -196,11 +196,15 @@ class Router:
                 param="model", headers={"Retry-After": str(retry_after)},
             )
         ordered = self._order(ready) if len(ready) > 1 else [ready[0][0]]
-        if group != name and is_pattern(group):
-            match = self._pattern_of(group).match(name)
-            captured = match.group(1) if match and match.groups() else name
-            ordered = [self._concrete.get(t, captured) for t in ordered]
-        return group, ordered
+        return group, self._concretize(group, name, ordered)
+
+    def enabled_targets(self, model: str) -> tuple[str, list[Target]]:
+        """(group, its enabled deployments in config order, cooling or not) for `model`, with a
+        wildcard filled in for the name: what /health?model= probes."""
+        group = self.require(model)
+        name = self._resolve(model)[1]  # type: ignore[index]
+        ids = [i for i in self._groups[group] if self._states[i].enabled]
+        return group, self._concretize(group, name, [self._targets[i] for i in ids])
 
     def targets(self, model: str) -> list[Target]:
         return self.candidates(model)[1]
@@ -269,6 +273,13 @@ class Router:
             if pattern.match(model):
                 return name, model
         return None
+
+    def _concretize(self, group: str, name: str, targets: list[Target]) -> list[Target]:
+        if group == name or not is_pattern(group):
+            return targets
+        match = self._pattern_of(group).match(name)
+        captured = match.group(1) if match and match.groups() else name
+        return [self._concrete.get(t, captured) for t in targets]
 
     def _index_patterns(self) -> None:
         names = sorted((n for n in self._groups if is_pattern(n)), key=specificity)

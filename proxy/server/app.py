@@ -13,6 +13,7 @@ from aiohttp import web
 from ..accounting.logger import RequestLogger
 from ..admin import setup_keys
 from ..api.llm import LLM_ROUTES, handle_llm, list_models
+from ..api.models import setup_model_routes
 from ..callbacks import setup_callbacks
 from ..logdb.writer import LogWriter
 from ..ops.retention import setup_retention
@@ -36,6 +37,7 @@ from ..state import (
 )
 from .auth import MasterKeyAuth
 from .health import health
+from .health_probe import setup_health
 from .metrics import setup_metrics
 from .middleware import errors_and_logging
 from .ui import setup_ui
@@ -77,13 +79,13 @@ def create_app(
         app.router.add_post(path, handle_llm)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/models", list_models)
+    setup_model_routes(app)
     app.router.add_get("/health", health)
-    app.router.add_get("/health/liveliness", health)
-    app.router.add_get("/health/readiness", health)
 
     # Features register their routes, hooks and cleanup contexts here, one call each.
     # (keys/budgets, metrics, callbacks, ui, retention)
     setup_keys(app)
+    setup_health(app)
     setup_retention(app)
     setup_metrics(app)
     setup_callbacks(app)
@@ -107,7 +109,7 @@ async def _request_log(app: web.Application) -> AsyncIterator[None]:
         app[HOOKS],
         store_prompts=config.general.store_prompts,
         max_stored_chars=config.general.max_stored_chars,
-        json_logs=config.general.json_logs,
+        json_logs=config.general.json_logs or config.litellm.json_logs,
     )
     log.info("request log: %s", app[DB_PATH])
     yield

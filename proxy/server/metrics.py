@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 
 from ..errors import PermissionDenied
-from ..state import AUTH, CONFIG, HOOKS, WRITER
+from ..state import AUTH, CONFIG, HOOKS, ROUTER, WRITER
 from .auth import bearer_token
 from .budgetview import snapshot_sync
 
@@ -100,6 +100,7 @@ class GatewayMetrics:
         if app is not None:
             r.register(_BudgetCollector(app))
             r.register(_WriterCollector(app))
+            r.register(_RouterCollector(app))
         self._children: dict[tuple[str, str, int], tuple] = {}
         self._by_model: dict[str, tuple] = {}
 
@@ -216,12 +217,43 @@ class _WriterCollector:
         yield from (backlog, written, failed)
 
 
+class _RouterCollector:
+    """Deployment cooldowns, read at scrape time from the router's own counters (LiteLLM's
+    `litellm_deployment_cooled_down`, same labels)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        router = self.app.get(ROUTER)
+        if router is None:
+            return
+        cooled = CounterMetricFamily(
+            "litellm_deployment_cooled_down",
+            "Times a deployment was put in cooldown after repeated failures, by the failure "
+            "that tipped it (status code, timeout or unreachable).",
+            labels=["litellm_model_name", "model_id", "api_base", "api_provider", "exception_status"],
+        )
+        for s in router.stats():
+            for reason, count in sorted(s.cooldowns.items()):
+                cooled.add_metric([s.model, s.deployment_id, s.api_base, s.provider, reason], count)
+        yield cooled
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     app = request.app
-    if app[CONFIG].general.metrics_auth:
+    config = app[CONFIG]
+    if config.general.metrics_auth:
         principal = await app[AUTH].authenticate(bearer_token(request))
         if not principal.is_admin:
             raise PermissionDenied("/metrics needs the master key (general_settings.metrics_auth).")
+    elif (config.general.require_auth_for_metrics_endpoint
+          or config.litellm.require_auth_for_metrics_endpoint):
+        # LiteLLM's setting: any valid key, master or virtual.
+        await app[AUTH].authenticate(bearer_token(request))
     return web.Response(body=app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
