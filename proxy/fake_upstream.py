@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,8 @@ REFUSALS = {
 
 OPTIONS: web.AppKey[FakeOptions] = web.AppKey("fake_options")
 COUNTER: web.AppKey[list[int]] = web.AppKey("fake_counter")
+#: The last requests received, (path, body): tests check what the gateway sent.
+SEEN: web.AppKey[deque[tuple[str, dict[str, Any]]]] = web.AppKey("fake_seen")
 
 
 def _tokens(text: str) -> int:
@@ -91,6 +94,7 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
     except ValueError:
         return _error(400, "invalid JSON")
     model = str(body.get("model", ""))
+    request.app[SEEN].append((request.path, body))
     counter = request.app[COUNTER]
     counter[0] += 1
     if model.startswith("error-"):
@@ -211,12 +215,16 @@ def create_fake_app(options: FakeOptions | None = None) -> web.Application:
     app = web.Application()
     app[OPTIONS] = options or FakeOptions()
     app[COUNTER] = [0]
+    app[SEEN] = deque(maxlen=200)
     for prefix in ("", "/v1"):
         app.router.add_post(f"{prefix}/chat/completions", chat)
         app.router.add_post(f"{prefix}/completions", completions)
         app.router.add_post(f"{prefix}/embeddings", embeddings)
         app.router.add_get(f"{prefix}/models", models)
+    # Azure's layout: the deployment in the path (as LiteLLM's azure/ configs reach it).
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", chat)
+    app.router.add_post("/openai/deployments/{deployment}/completions", completions)
+    app.router.add_post("/openai/deployments/{deployment}/embeddings", embeddings)
     return app
 
 

@@ -3,7 +3,7 @@
 Chat models get one message with `max_tokens: 1`, completion models a one-word prompt with
 `max_tokens: 1`, embedding models one word: the cheapest question each can answer. Probes run
 concurrently, each bounded by `health_check_timeout` (or the deployment's
-`model_info.health_check_timeout`), and a result is reused for `health_check_interval`
+`model_info.health_check_timeout`, and never longer than its own timeout), and a result is reused for `health_check_interval`
 seconds, so a monitor polling /health does not turn into traffic. Probes are not requests:
 they are not logged, charged to a key, or counted towards cooldowns.
 
@@ -101,7 +101,8 @@ class HealthProbe:
             "custom_llm_provider": target.provider,
             "mode": mode,
         }
-        limit = target.deployment.model_info.health_check_timeout or self.timeout
+        # A deployment slower than its own timeout fails real requests: it fails the probe too.
+        limit = min(target.deployment.model_info.health_check_timeout or self.timeout, target.timeout)
         try:
             async with self.session().post(
                 target.url(path), data=upstream_payload(body, target, include_usage=False),
