@@ -45,8 +45,10 @@ async def test_fallback_answers_when_every_deployment_fails(gateway_factory, ups
         ],
         **{section: {"fallbacks": [{"primary": ["missing-model", "backup"]}]}},
     ))
-    reply = await gw.client.chat.completions.create(model="primary", messages=PROMPT)
-    assert reply.choices[0].message.content
+    raw = await gw.client.chat.completions.with_raw_response.create(model="primary", messages=PROMPT)
+    assert raw.parse().choices[0].message.content
+    backup_id = gw.app[ROUTER].deployments("backup")[0].deployment_id
+    assert (raw.headers["x-litellm-model-group"], raw.headers["x-litellm-model-id"]) == ("backup", backup_id)
     (row,) = gw.rows()
     assert (row["status_code"], row["model"], row["model_group"], row["attempts"]) == (200, "primary", "backup", 3)
     assert row["upstream_model"] == "openai/gpt-4o-mini" and row["api_base"] == upstream_base

@@ -98,6 +98,7 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
         "Content-Type": content_type,
         "x-litellm-call-id": ex.request_id,
         "x-litellm-response-cost": f"{ex.cost:.10f}".rstrip("0").rstrip(".") if ex.cost else "0",
+        **routing_headers(ex),
     }
     response = web.Response(body=body, status=200, headers=headers)
     # Send it here rather than after the middleware so `latency` ends at the last byte sent.
@@ -124,6 +125,13 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def routing_headers(ex: Exchange) -> dict[str, str]:
+    """LiteLLM's headers naming the deployment that answered (its id, never its address)."""
+    if ex.target is None:
+        return {}
+    return {"x-litellm-model-id": ex.target.deployment_id, "x-litellm-model-group": ex.model_group or ""}
 
 
 def _parse_body(raw: bytes) -> dict[str, Any]:

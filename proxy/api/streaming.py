@@ -126,6 +126,8 @@ async def relay_stream(
                     "Content-Type": "text/event-stream",
                     "Cache-Control": "no-cache",
                     "x-litellm-call-id": ex.request_id,
+                    "x-litellm-model-id": ex.target.deployment_id if ex.target else "",
+                    "x-litellm-model-group": ex.model_group or "",
                 },
             )
             await response.prepare(request)
