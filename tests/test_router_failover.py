@@ -221,3 +221,18 @@ async def test_least_busy_sends_the_next_request_to_the_idle_deployment(gateway_
     streamed, plain = sorted(gw.rows(), key=lambda r: r["stream"], reverse=True)
     assert streamed["api_base"] == busy[0].api_base and plain["api_base"] != busy[0].api_base
     assert {s.in_flight for s in gw.app[ROUTER].stats()} == {0}
+
+
+async def test_a_stream_that_breaks_after_its_first_byte_is_not_retried(gateway_factory, upstream_base):
+    gw = await gateway_factory(config(
+        [deployment("flaky", "openai/cutoff", upstream_base),
+         deployment("flaky", "openai/cutoff", upstream_base),
+         deployment("backup", "openai/gpt-4o-mini", upstream_base)],
+        router_settings={"fallbacks": [{"flaky": ["backup"]}]},
+    ))
+    stream = await gw.client.chat.completions.create(model="flaky", messages=PROMPT, stream=True)
+    with pytest.raises(openai.APIError):
+        async for _ in stream:
+            pass
+    (row,) = gw.rows()
+    assert (row["status_code"], row["attempts"], row["model_group"]) == (502, 1, "flaky")

@@ -157,14 +157,10 @@ class Router:
 
     def require(self, model: str) -> str:
         """The group serving `model`, or NotFound (404) naming what is available."""
-        group = self.group_of(model)
-        if group is None:
-            available = ", ".join(self.visible_names) or "none configured"
-            raise NotFound(
-                f"The model `{model}` does not exist. Available models: {available}.",
-                param="model",
-            )
-        return group
+        found = self._resolve(model)
+        if found is None:
+            raise self._not_found(model)
+        return found[0]
 
     def fallbacks_for(self, group: str, kind: str = "fallbacks") -> tuple[str, ...]:
         table = self.fallbacks[kind]
@@ -177,8 +173,10 @@ class Router:
         NotFound when nothing serves `model`; NoDeploymentAvailable (429) when all of its
         deployments are cooling down; NoDeploymentEnabled (503) when all are disabled.
         """
-        group = self.require(model)
-        name = self._resolve(model)[1]  # type: ignore[index]
+        found = self._resolve(model)
+        if found is None:
+            raise self._not_found(model)
+        group, name = found
         now = time.monotonic()
         ids = self._groups[group]
         enabled = [(self._targets[i], self._states[i]) for i in ids if self._states[i].enabled]
@@ -201,8 +199,10 @@ class Router:
     def enabled_targets(self, model: str) -> tuple[str, list[Target]]:
         """(group, its enabled deployments in config order, cooling or not) for `model`, with a
         wildcard filled in for the name: what /health?model= probes."""
-        group = self.require(model)
-        name = self._resolve(model)[1]  # type: ignore[index]
+        found = self._resolve(model)
+        if found is None:
+            raise self._not_found(model)
+        group, name = found
         ids = [i for i in self._groups[group] if self._states[i].enabled]
         return group, self._concretize(group, name, [self._targets[i] for i in ids])
 
@@ -261,6 +261,12 @@ class Router:
             ids.remove(ident)
         if not ids:
             self._groups.pop(model_name, None)
+
+    def _not_found(self, model: str) -> NotFound:
+        available = ", ".join(self.visible_names) or "none configured"
+        return NotFound(
+            f"The model `{model}` does not exist. Available models: {available}.", param="model"
+        )
 
     def _resolve(self, model: str, depth: int = 0) -> tuple[str, str] | None:
         """(group, the concrete name it serves) after following aliases."""

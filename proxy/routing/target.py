@@ -43,11 +43,6 @@ class Target:
         return self.deployment.model_name
 
     @property
-    def model(self) -> str:
-        """litellm_params.model, with a wildcard filled in for the model asked."""
-        return f"{self.provider}/{self.upstream_model}"
-
-    @property
     def public_api_base(self) -> str:
         """api_base as it may be shown: no credentials, no query."""
         return public_api_base(self.api_base)
