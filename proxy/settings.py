@@ -181,7 +181,8 @@ class Config:
 
     @property
     def model_names(self) -> list[str]:
-        return sorted({d.model_name for d in self.models})
+        """Every name config gives a model (aliases included): what may become a metric label."""
+        return sorted({d.model_name for d in self.models} | set(self.router.model_group_alias))
 
 
 #: config.yaml sections and the dataclass each is read into (model_list entries: Deployment).
