@@ -15,7 +15,7 @@ DAYS ?= 90
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -30,19 +30,12 @@ report: install
 	@$(PYTHON) -m sitegen alerts --db $(DB) $(if $(wildcard $(CONFIG)),--config $(CONFIG)); status=$$?; \
 	$(PYTHON) -m sitegen build --db $(DB) --out $(OUT) $(if $(wildcard $(CONFIG)),--config $(CONFIG)) && exit $$status
 
-# Datasette on the request log only (never keys.db), read-only through datasette/plugins.
-# `make explore DB=path/to/litellm.db PORT=8002`: PORT given here is Datasette's port; without
-# it Datasette uses EXPLORE_PORT (PORT's own default, 4000, is the gateway's). Never --immutable
-# on the live file: it serves "malformed" errors and stale counts while the gateway writes.
-# At 1M rows the 30-day GROUP BYs take 0.1-0.5 s and latency_percentiles?days=90 3-10 s on two
-# busy cores, hence the 10 s limit; 1000 rows cover 30 days of hourly_throughput.
+# Datasette on the request log only (never keys.db), read-only: shin-explore (sitegen/explore.py)
+# holds the setup. `make explore DB=path/to/litellm.db PORT=8002`: PORT given here is Datasette's
+# port; without it Datasette uses EXPLORE_PORT (PORT's own default, 4000, is the gateway's).
 explore: install
-	$(PYTHON) -m datasette serve $(DB) --host $(HOST) \
-		--port $(if $(filter command line environment,$(origin PORT)),$(PORT),$(EXPLORE_PORT)) \
-		--metadata datasette/metadata.yml --plugins-dir datasette/plugins \
-		--setting suggest_facets off --setting sql_time_limit_ms 10000 \
-		--setting max_returned_rows 1000 --setting allow_download off \
-		--setting default_cache_ttl 0
+	$(BIN)/shin-explore --db $(DB) --host $(HOST) \
+		--port $(if $(filter command line environment,$(origin PORT)),$(PORT),$(EXPLORE_PORT))
 
 # Fake upstream + the real gateway on free ports, virtual keys, 30 days of history and live SDK
 # traffic into demo/ (rewritten each run), then the site. DEMO_DIR=path moves it;
@@ -72,7 +65,7 @@ prune: install
 	$(PYTHON) -m proxy prune --config $(CONFIG) --db $(DB) --days $(DAYS)$(if $(ARCHIVE), --archive $(ARCHIVE))$(if $(VACUUM), --vacuum)
 
 lint: install
-	$(BIN)/ruff check proxy sitegen tests bench datasette
+	$(BIN)/ruff check proxy sitegen tests bench datasette setup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -76,8 +76,17 @@ def _run_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_example_config(args: argparse.Namespace) -> int:
+    """Print the commented example config.yaml (`shin-proxy example-config > config.yaml`)."""
+    from .resources import example_config
+
+    print(example_config(), end="")
+    return 0
+
+
 def _commands() -> dict[str, Command]:
-    commands: dict[str, Command] = {"serve": (_add_serve, _run_serve), "settings": (_add_settings, _run_settings)}
+    commands: dict[str, Command] = {"serve": (_add_serve, _run_serve), "settings": (_add_settings, _run_settings),
+                                    "example-config": (_add_settings, _run_example_config)}
     from .ops.commands import BACKUP, PRUNE
 
     commands["backup"] = BACKUP

@@ -1,4 +1,5 @@
 """The static monitoring site: `python -m sitegen build` renders the request log into public/."""
 
+from proxy import __version__  # one version for the whole project
+
 __all__ = ["__version__"]
-__version__ = "0.1.0"

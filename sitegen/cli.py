@@ -1,26 +1,24 @@
 """Command line of the report generator (`python -m sitegen`, console script `shin-report`).
 
-Subcommands register themselves in `COMMANDS`; every error becomes one line on stderr and a
-non-zero exit here, and nowhere else.
+Subcommands register themselves in `COMMANDS`; sitegen.entry runs them and turns every error
+into one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from proxy.config import config_path as find_config
 from proxy.config import load_config
-from proxy.errors import ConfigError
 from proxy.settings import ReportSettings
 
+from . import entry
 from .alerts.cli import add_alerts
 from .alerts.state import default_state_path
 from .build import BuildOptions, build_site
 from .data import Clock
-from .errors import SitegenError
 from .progress import Progress
 
 BUILD_HELP = """\
@@ -92,28 +90,8 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_build, add_
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m sitegen",
-        description="Shin Gateway report generator.",
-        epilog="example: python -m sitegen build --db litellm.db --out public",
-    )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for add in COMMANDS:
-        add(sub)
-    return p
+    return entry.parser(COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except ConfigError as exc:
-        print(f"sitegen: config: {exc}", file=sys.stderr)
-        return 2
-    except SitegenError as exc:
-        print(f"sitegen: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("sitegen: interrupted; the published site is unchanged", file=sys.stderr)
-        return 130
+    return entry.run(COMMANDS, argv)

@@ -18,10 +18,11 @@ from urllib.parse import urlencode
 import jinja2
 from markupsafe import Markup
 
+from proxy.resources import data_path
+
 from .catalogue import Page, Section
 from .data import Table
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "site_templates"
 MARKER = ".shin-report"
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
 # Spreadsheets run cells starting with these as formulas: prefix such text with a quote.
@@ -126,7 +127,7 @@ class SiteContext:
 
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(data_path("site_templates"))),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -168,7 +169,7 @@ class SiteWriter:
         self._write(f"data/chart-{name}.vl.json", dumps(spec) + "\n")
 
     def assets(self) -> None:
-        source = TEMPLATES / "static"
+        source = data_path("site_templates", "static")
         for path in sorted(source.rglob("*")):
             if path.is_file():
                 target = self.root / "assets" / path.relative_to(source)

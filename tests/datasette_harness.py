@@ -153,7 +153,7 @@ def explore_command(db: Path) -> list[str]:
         text=True,
         check=True,
     ).stdout.replace("\\\n", " ")
-    [line] = [line for line in printed.splitlines() if "-m datasette serve" in line]
+    [line] = [line for line in printed.splitlines() if "shin-explore" in line]
     return shlex.split(line)
 
 

@@ -60,8 +60,7 @@ def guarded(backup) -> Iterator[Server]:
     }
     planted = backup.with_name("metadata.yml")
     planted.write_text(yaml.safe_dump(metadata))
-    command = explore_command(backup)
-    command[command.index("--metadata") + 1] = str(planted)
+    command = [*explore_command(backup), "--metadata", str(planted)]
     env = clean_env(
         DATASETTE_PASSWORD_HASH=hash_password(PASSWORD),
         DATASETTE_USERNAME="ops",

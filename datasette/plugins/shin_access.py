@@ -91,7 +91,7 @@ def startup(datasette):
     if not PASSWORD_HASH_RE.fullmatch(os.environ[PASSWORD_HASH_ENV]):
         raise click.ClickException(
             f"{PASSWORD_HASH_ENV} must be a password hash, not the password itself: "
-            "create one with `.venv/bin/datasette hash-password`"
+            "create one with `datasette hash-password` (installed beside shin-explore)"
         )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from proxy.config import config_path as find_config
 from proxy.config import load_config
 
+from .. import entry
 from .check import AlertsFailed, parse_alerts, run_check, state_path_for
 
 ALERTS_HELP = """\
@@ -84,6 +85,4 @@ def add_alerts(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The same command through sitegen's one error-reporting entry point."""
-    from ..cli import main as sitegen_main
-
-    return sitegen_main(["alerts", *(sys.argv[1:] if argv is None else argv)])
+    return entry.run([add_alerts], ["alerts", *(sys.argv[1:] if argv is None else argv)])
