@@ -77,13 +77,16 @@ class LogStore:
         return conn.total_changes - before, refused
 
     def faulted(self, exc: sqlite3.Error) -> None:
-        """After an OperationalError: come back quickly to a lock; reopen after anything else
-        (a connection opened read-only, or on a file since replaced, stays that way)."""
+        """After an OperationalError: come back quickly to a lock; keep the connection through
+        a full disk (closing it would checkpoint and delete the WAL: more writes on a full
+        disk); reopen after anything else (a connection opened read-only, or on a file since
+        replaced, stays that way)."""
         if self._conn is None:
             return
-        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        name = getattr(exc, "sqlite_errorname", "")
+        if name in ("SQLITE_BUSY", "SQLITE_LOCKED"):
             self._conn.execute(f"PRAGMA busy_timeout={DEGRADED_BUSY_TIMEOUT_MS}")
-        else:
+        elif name != "SQLITE_FULL":
             self.close()
 
     def recovered(self) -> None:

@@ -289,6 +289,7 @@ class LogWriter:
         self._held = []
         self._written += inserted
         self._done(inserted)
+        self._spill_error = None  # nothing waits for the spill file any more
         self._recovered()
         return True
 
