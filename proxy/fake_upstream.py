@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    web.run_app(create_fake_app(options), host=args.host, port=args.port, access_log=None,
+    # shutdown_timeout: a fake has nothing to finish; a slow-60 answer must not hold up a test.
+    web.run_app(create_fake_app(options), host=args.host, port=args.port, access_log=None, shutdown_timeout=1,
                 # aiohttp's banner carries the bound address: the real port when --port 0.
                 print=lambda banner: print("fake upstream: " + banner.splitlines()[0].strip("= "), flush=True))
     return 0
