@@ -7,10 +7,11 @@ kept the gateway up for 2 × 30 s, past systemd's TimeoutStopSec. Here, on SIGTE
 1. stop accepting (close the listening socket, close idle keep-alive connections);
 2. wait up to `shutdown_grace` for in-flight requests to finish;
 3. cancel what is left, each handler knowing it was cancelled by shutdown (its row says so,
-   with what was streamed), and give them SHUTDOWN_MARGIN to write their rows;
-4. commit or spill every queued request-log row, then run the cleanup contexts;
-so the process exits 0 within shutdown_grace + SHUTDOWN_MARGIN + the log flush. A second
-signal skips what is left of the grace.
+   with what was streamed), and give them CANCEL_WAIT to write their rows;
+4. commit or spill every queued request-log row (LOG_FLUSH_TIMEOUT at most), then run the
+   cleanup contexts in what is left of SHUTDOWN_MARGIN;
+so the process exits 0 within shutdown_grace + SHUTDOWN_MARGIN (docs/operations.md: systemd's
+TimeoutStopSec must be longer). A second signal skips what is left of the grace.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from ..state import WRITER
 
 log = logging.getLogger("proxy")
 
-#: Seconds beyond the grace for cancelled handlers to log their rows and for the cleanup.
-SHUTDOWN_MARGIN = 3.0
-#: Seconds the request log gets to commit or spill its queue at exit.
+#: Seconds beyond shutdown_grace the whole exit may take (cancelling, log flush, cleanup).
+SHUTDOWN_MARGIN = 10.0
+#: Seconds cancelled handlers get to finish their rows.
+CANCEL_WAIT = 2.0
+#: Seconds the request log gets to commit or spill its queue at exit (the writer needs one
+#: commit attempt, ≤ 1 s busy wait, and one fsync of the spill file).
 LOG_FLUSH_TIMEOUT = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -99,8 +103,9 @@ def is_shutdown_cancel(request: web.Request) -> bool:
 
 async def serve(app: web.Application, host: str, port: int, grace: float) -> None:
     """Run `app` on host:port until SIGTERM/SIGINT, then shut down as the module doc says."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_MARGIN)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=CANCEL_WAIT)
     await runner.setup()
+    deadline: float | None = None
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -108,14 +113,14 @@ async def serve(app: web.Application, host: str, port: int, grace: float) -> Non
         log.info("Running on %s", site.name)
         signals = _Signals()
         signum = await signals.first()
+        deadline = time.monotonic() + grace + SHUTDOWN_MARGIN
         await _drain(app, runner, site, grace, signum, signals)
     finally:
-        started = time.monotonic()
+        remaining = SHUTDOWN_MARGIN if deadline is None else max(1.0, deadline - time.monotonic())
         try:
-            await asyncio.wait_for(runner.cleanup(), SHUTDOWN_MARGIN + LOG_FLUSH_TIMEOUT)
+            await asyncio.wait_for(runner.cleanup(), remaining)
         except TimeoutError:
-            log.warning("shutdown: cleanup did not finish within %.0fs; exiting anyway",
-                        time.monotonic() - started)
+            log.error("shutdown: cleanup did not finish within the shutdown margin; exiting anyway")
 
 
 async def _drain(
@@ -138,9 +143,9 @@ async def _drain(
         cancelled = in_flight.cancel_all()
         log.warning("shutdown: cancelled %d requests still running after %.1fs; each is "
                     "logged as cancelled by shutdown", cancelled, time.monotonic() - started)
-        if not await in_flight.wait_idle(SHUTDOWN_MARGIN):
+        if not await in_flight.wait_idle(CANCEL_WAIT):
             log.error("shutdown: %d requests did not end within %gs of being cancelled",
-                      len(in_flight), SHUTDOWN_MARGIN)
+                      len(in_flight), CANCEL_WAIT)
     writer = app.get(WRITER)
     if writer is not None:
         # Every row is queued now: make it safe before slower cleanups (callbacks) run.
