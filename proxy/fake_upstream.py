@@ -100,7 +100,9 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
     counter[0] += 1
     if model.startswith("error-"):
         return _error(int(model.split("-", 1)[1]), f"fake upstream error for {model}")
-    if options.error_rate and (counter[0] * options.error_rate) % 1 < options.error_rate:
+    # Exactly floor(n * rate) failures in the first n requests, evenly spread (integer steps:
+    # the float remainder test failed 32 of 2,000 at 1 %).
+    if options.error_rate and int(counter[0] * options.error_rate) > int((counter[0] - 1) * options.error_rate):
         return _error(500, "fake upstream: injected failure")
     if model in REFUSALS:
         return web.json_response({"error": REFUSALS[model]}, status=400)
