@@ -1,6 +1,6 @@
-"""`python -m bench` (= `make bench`): the proxy benchmark, then the site benchmark.
+"""`python -m bench` (= `make bench`): the proxy, site and soak benchmarks, one after another.
 
-  python -m bench                 # both, figures into BENCHMARKS.md
+  python -m bench                 # all, figures into BENCHMARKS.md
   python -m bench proxy [--quick] [--no-write] [--litellm VENV]   # one, with its own options
   python -m bench site [...]      # bench/site_bench.py, when present
   python -m bench soak [--quick] [--no-write]   # bench/soak_bench.py

@@ -88,8 +88,8 @@ async def chat(url: str, n: int, *, tag: str, stream_every: int = 3) -> list[str
         return list(await asyncio.gather(*(one(http, i) for i in range(n))))
 
 
-async def health(url: str) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/health") as resp:
+async def health(url: str, path: str = "/health") -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(f"{url}{path}") as resp:
         return resp.status, await resp.json()
 
 

@@ -61,6 +61,8 @@ async def test_lock_held_past_every_timeout_spills_then_replays(gateway_factory,
         code, body = await health(gw.url)
         assert code == 503 and body["status"] == "degraded"
         assert "database is locked" in body["reason"] and body["log_spilled"] == 20
+        assert (await health(gw.url, "/health/readiness"))[0] == 503
+        assert (await health(gw.url, "/health/liveliness"))[0] == 200  # a restart would not help
         assert len(spill_lines(spill)) == 20 and len(logged_ids(gw.db_path)) == 5
     finally:
         blocker.execute("ROLLBACK")

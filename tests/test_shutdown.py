@@ -27,7 +27,7 @@ GRACE = 2.0
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 
 
-def write_config(tmp_path: Path, upstream_url: str) -> Path:
+def write_config(tmp_path: Path, upstream_url: str, grace: float = GRACE) -> Path:
     def model(name: str, upstream: str) -> dict:
         return {"model_name": name, "litellm_params": {"model": upstream, "api_base": upstream_url + "/v1"}}
 
@@ -35,7 +35,7 @@ def write_config(tmp_path: Path, upstream_url: str) -> Path:
     path.write_text(yaml.safe_dump({
         "model_list": [model("gpt-4o-mini", "openai/gpt-4o-mini"), model("quick", "openai/slow-0.5"),
                        model("stuck", "openai/slow-60")],
-        "general_settings": {"master_key": MASTER_KEY, "shutdown_grace": GRACE, "request_log_spill_after": 0.3},
+        "general_settings": {"master_key": MASTER_KEY, "shutdown_grace": grace, "request_log_spill_after": 0.3},
     }))
     return path
 
@@ -142,3 +142,29 @@ async def test_sigterm_while_the_database_is_locked_spills_and_the_restart_repla
     finally:
         assert stop(again) == 0
     assert_each_once(db, sent)
+
+
+async def test_a_second_sigterm_skips_the_rest_of_the_grace(tmp_path):
+    upstream, upstream_url = start(["proxy.fake_upstream", "--port", "0"], tmp_path / "fake.log")
+    config = write_config(tmp_path, upstream_url, grace=300)
+    db = tmp_path / "litellm.db"
+    gateway, url = start(["proxy", "serve", "--config", str(config), "--port", "0", "--db", str(db),
+                          "--log-file", str(tmp_path / "gateway.log")], tmp_path / "gw.out")
+    try:
+        async with aiohttp.ClientSession() as http:
+            stuck = asyncio.ensure_future(post(http, url, "stuck", "never answered"))
+            await asyncio.sleep(0.5)
+            gateway.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            gateway.send_signal(signal.SIGTERM)  # the operator insists: do not wait 300 s
+            code = await asyncio.to_thread(gateway.wait, 60)
+            with pytest.raises(aiohttp.ClientError):
+                await stuck
+    finally:
+        stop(gateway)
+        stop(upstream)
+    assert code == 0
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT model, status_code, error_type FROM request_log").fetchall() == [
+        ("stuck", 503, "cancelled_by_shutdown")]
+    conn.close()

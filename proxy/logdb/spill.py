@@ -107,6 +107,7 @@ class SpillFile:
     def _own(self) -> int:
         if self._fd is not None:
             return self._fd
+        self.base.parent.mkdir(parents=True, exist_ok=True)
         for path in self._slots():
             fd = self._lock(path, create=True)
             if fd is not None:

@@ -58,7 +58,8 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
             if is_shutdown_cancel(request):
                 grace = request.app[CONFIG].general.shutdown_grace
                 ex.fail(503, SHUTDOWN_CANCELLED,
-                        f"Cancelled by gateway shutdown: still running after shutdown_grace ({grace:g}s).")
+                        "Cancelled by gateway shutdown: still running at the end of the grace "
+                        f"period (shutdown_grace: {grace:g}s).")
             else:
                 ex.fail(CLIENT_CLOSED, "client_disconnected", "Client closed the connection.")
         raise
