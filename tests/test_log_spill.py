@@ -219,3 +219,37 @@ def test_database_at_max_page_count_spills_until_pages_are_freed(tmp_path):
     ids = [r[0] for r in conn.execute("SELECT request_id FROM request_log")]
     assert sorted(ids) == sorted(f"live-{i}" for i in range(50))
     conn.close()
+
+
+def test_two_writers_spill_to_their_own_files_and_one_start_replays_both(tmp_path):
+    """Several processes on one database (--workers, or two gateways): each owns a spill file
+    (a file lock), and a writer starting later adopts the files no one holds any more."""
+    db = tmp_path / "shared.db"
+    connect_writer(db).close()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    writers = [LogWriter(db, spill_after=0, retry_interval=0.05) for _ in range(2)]
+    try:
+        for n, writer in enumerate(writers):
+            writer.start()
+            writer.submit_many(record(i, f"w{n}") for i in range(30))
+        for writer in writers:
+            assert writer.wait_idle(20) and writer.status().spilled_pending == 30
+        paths = {writer.status().spill_path for writer in writers}
+        assert paths == {str(tmp_path / "shared.db-spill.jsonl"), str(tmp_path / "shared.db-spill-2.jsonl")}
+    finally:
+        for writer in writers:
+            writer.stop(20)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    later = LogWriter(db, retry_interval=0.05)
+    later.start()
+    try:
+        deadline = time.monotonic() + 20
+        while later.status().spilled_pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert later.status().rows_replayed == 60
+    finally:
+        later.stop()
+    assert sorted(logged_ids(db)) == sorted(f"w{n}-{i}" for n in range(2) for i in range(30))
+    assert not (tmp_path / "shared.db-spill-2.jsonl").exists()
