@@ -1,8 +1,9 @@
-"""`python -m bench` (= `make bench`): the proxy benchmark, then the site benchmark.
+"""`python -m bench` (= `make bench`): the proxy, site and soak benchmarks, one after another.
 
-  python -m bench                 # both, figures into BENCHMARKS.md
+  python -m bench                 # all, figures into BENCHMARKS.md
   python -m bench proxy [--quick] [--no-write] [--litellm VENV]   # one, with its own options
   python -m bench site [...]      # bench/site_bench.py, when present
+  python -m bench soak [--quick] [--no-write]   # bench/soak_bench.py
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import inspect
 import sys
 from collections.abc import Callable
 
-BENCHES = ("proxy", "site")
+BENCHES = ("proxy", "site", "soak")
 
 
 def _entry(name: str) -> Callable[..., int | None] | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
-
-from aiohttp import web
 
 from . import __version__
 from .errors import ConfigError, OperationError
@@ -37,31 +36,27 @@ def _run_serve(args: argparse.Namespace) -> int:
     from .config import load_config
     from .logsetup import configure_logging, held_logs
     from .server.app import create_app
+    from .server.shutdown import serve
 
     log_file = None if args.log_file is None else ("" if args.log_file == "-" else args.log_file)
     with held_logs("proxy.config"):  # its warnings reach gateway.log once that is set up
         config = load_config(args.config)
         configure_logging(config.general, config.litellm, log_file=log_file)
     app = create_app(config, db_path=args.db, keys_db_path=args.keys_db)
+    logging.getLogger("proxy").info("Shin Gateway %s on http://%s:%d", __version__, args.host, args.port)
+    # SIGTERM/SIGINT: stop accepting, give in-flight requests shutdown_grace, cancel the rest
+    # (logged so), flush or spill the request log, exit 0 (proxy/server/shutdown.py).
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(app, args.host, args.port, config.general.shutdown_grace))
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     try:
         import uvloop
-
-        uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is optional off Linux/macOS
-        pass
-    logging.getLogger("proxy").info("Shin Gateway %s on http://%s:%d", __version__, args.host, args.port)
-    # run_app handles SIGINT/SIGTERM: stops accepting, finishes in-flight requests, then runs
-    # cleanup_ctx, which flushes the request log.
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        # aiohttp's banner names the bound address (the real port when --port 0).
-        print=lambda banner: logging.getLogger("proxy").info(banner.splitlines()[0].strip("= ")),
-        shutdown_timeout=30,
-    )
-    return 0
+        return None
+    return uvloop.new_event_loop
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:

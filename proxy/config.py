@@ -162,6 +162,11 @@ def parse_config(
     for name in ("health_check_interval", "health_check_timeout"):
         if getattr(general, name) <= 0:
             raise ConfigError(f"general_settings.{name}: must be > 0")
+    for key in ("shutdown_grace", "request_log_spill_after"):
+        if getattr(general, key) < 0:
+            raise ConfigError(f"general_settings.{key}: must be >= 0 seconds")
+    if general.request_log_max_backlog < 1:
+        raise ConfigError("general_settings.request_log_max_backlog: must be at least 1")
 
     litellm = reader.build(LitellmSettings, raw.get("litellm_settings") or {}, "litellm_settings")
     if litellm.budget_duration is not None:

@@ -7,6 +7,8 @@ from typing import Any
 
 #: nginx's status for "client closed the connection": logged, never sent (no one is listening).
 CLIENT_CLOSED = 499
+#: error_type of a request still running when shutdown_grace ran out (logged with status 503).
+SHUTDOWN_CANCELLED = "cancelled_by_shutdown"
 
 
 class ConfigError(Exception):

@@ -8,6 +8,7 @@ The upstream model name steers behaviour, so a config can point a model at a fai
   strict             rejects stream_options with 400, as some older servers do
   context-window     answers 400 context_length_exceeded, as OpenAI does for a too-long prompt
   content-policy     answers 400 content_policy_violation, as OpenAI's safety system does
+  hugeusage          reports "prompt_tokens": 1e19 (past SQLite's 64-bit integers)
 Anything else answers normally. Replies are derived from the prompt, so they repeat exactly.
 
   python -m proxy.fake_upstream --port 9000 --latency 0.05 --error-rate 0.02 --stream-chunks 20
@@ -76,7 +77,7 @@ def _prompt(body: dict[str, Any]) -> str:
 
 
 def _reply_words(prompt: str, count: int) -> list[str]:
-    seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
+    seed = int.from_bytes(hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()[:4], "big")
     return [WORDS[(seed + i * 7) % len(WORDS)] for i in range(count)]
 
 
@@ -99,7 +100,9 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
     counter[0] += 1
     if model.startswith("error-"):
         return _error(int(model.split("-", 1)[1]), f"fake upstream error for {model}")
-    if options.error_rate and (counter[0] * options.error_rate) % 1 < options.error_rate:
+    # Exactly floor(n * rate) failures in the first n requests, evenly spread (integer steps:
+    # the float remainder test failed 32 of 2,000 at 1 %).
+    if options.error_rate and int(counter[0] * options.error_rate) > int((counter[0] - 1) * options.error_rate):
         return _error(500, "fake upstream: injected failure")
     if model in REFUSALS:
         return web.json_response({"error": REFUSALS[model]}, status=400)
@@ -127,7 +130,7 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
     options = request.app[OPTIONS]
     prompt = _prompt(body)
     created = int(time.time())
-    rid = "chatcmpl-" + hashlib.sha1(prompt.encode()).hexdigest()[:24]
+    rid = "chatcmpl-" + hashlib.sha1(prompt.encode("utf-8", "surrogatepass")).hexdigest()[:24]
     obj = "chat.completion" if chat else "text_completion"
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
     if body.get("stream"):
@@ -142,6 +145,8 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
         "completion_tokens": len(words),
         "total_tokens": _tokens(prompt) + len(words),
     }
+    if model == "hugeusage":  # a provider's bug, or a hostile one: 1e19 is a JSON float
+        usage = {"prompt_tokens": 1e19, "completion_tokens": len(words), "total_tokens": 1e19}
     report_usage = model != "nousage"
     if not body.get("stream"):
         text = " ".join(words)
@@ -255,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    web.run_app(create_fake_app(options), host=args.host, port=args.port, access_log=None,
+    # shutdown_timeout: a fake has nothing to finish; a slow-60 answer must not hold up a test.
+    web.run_app(create_fake_app(options), host=args.host, port=args.port, access_log=None, shutdown_timeout=1,
                 # aiohttp's banner carries the bound address: the real port when --port 0.
                 print=lambda banner: print("fake upstream: " + banner.splitlines()[0].strip("= "), flush=True))
     return 0

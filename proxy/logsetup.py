@@ -14,6 +14,24 @@ from datetime import UTC, datetime
 from .settings import GeneralSettings, LitellmSettings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: How gateway.log is opened: request text may hold a lone surrogate ("\ud800") that UTF-8
+#: cannot encode; written as \ud800 rather than a "--- Logging error ---" and a lost line.
+FILE_ENCODING = {"encoding": "utf-8", "errors": "backslashreplace"}
+
+
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT lines that any stream can encode: a lone surrogate from a request is
+    written as \\ud800 (the console's stream may be strict, e.g. under a test runner)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        if line.isascii():
+            return line
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            return line.encode("utf-8", "backslashreplace").decode("utf-8")
+        return line
 
 
 class JsonFormatter(logging.Formatter):
@@ -67,13 +85,13 @@ class _BufferedFile:
 
 class BufferedWatchedFileHandler(_BufferedFile, logging.handlers.WatchedFileHandler):
     def __init__(self, filename: str, interval: float) -> None:
-        super().__init__(filename)
+        super().__init__(filename, **FILE_ENCODING)
         self._start_flushing(interval)
 
 
 class BufferedRotatingFileHandler(_BufferedFile, logging.handlers.RotatingFileHandler):
     def __init__(self, filename: str, interval: float, *, max_bytes: int, backup_count: int) -> None:
-        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count)
+        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count, **FILE_ENCODING)
         self._start_flushing(interval)
 
 
@@ -86,7 +104,7 @@ def configure_logging(general: GeneralSettings, litellm: LitellmSettings, *, log
     """Replace the root handlers. `log_file` overrides general.log_file."""
     level = "DEBUG" if litellm.set_verbose else general.log_level.upper()
     json_logs = general.json_logs or litellm.json_logs  # LiteLLM keeps it in litellm_settings
-    formatter: logging.Formatter = JsonFormatter() if json_logs else logging.Formatter(TEXT_FORMAT)
+    formatter: logging.Formatter = JsonFormatter() if json_logs else TextFormatter(TEXT_FORMAT)
     console = logging.StreamHandler(sys.stderr)
     handlers: list[logging.Handler] = [console]
     path = log_file if log_file is not None else general.log_file
@@ -117,12 +135,12 @@ def _file_handler(path: str, general: GeneralSettings) -> logging.Handler:
                 path, interval, max_bytes=general.log_max_bytes, backup_count=general.log_backup_count
             )
         return logging.handlers.RotatingFileHandler(
-            path, maxBytes=general.log_max_bytes, backupCount=general.log_backup_count
+            path, maxBytes=general.log_max_bytes, backupCount=general.log_backup_count, **FILE_ENCODING
         )
     # A watched file is reopened after logrotate moves it (the guide's recipe needs no signal).
     if interval > 0:
         return BufferedWatchedFileHandler(path, interval)
-    return logging.handlers.WatchedFileHandler(path)
+    return logging.handlers.WatchedFileHandler(path, **FILE_ENCODING)
 
 
 class _Held(logging.Handler):

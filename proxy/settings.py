@@ -103,6 +103,21 @@ class GeneralSettings:
     )
     alerting: list[str] = setting([], "Channels for budget and slow-request alerts (LiteLLM's alerting); default: failure_callback's.")
     callback_batch_seconds: float = setting(5.0, "Callback events within this many seconds go out as one grouped message.")
+    shutdown_grace: float = setting(
+        15.0, "Seconds in-flight requests get to finish after SIGTERM; then they are cancelled "
+        "(and logged so) and the gateway exits within a few seconds more."
+    )
+    request_log_spill_path: str | None = setting(
+        None, "JSON-lines file for request-log rows the database cannot take (locked, full, "
+        "read-only), replayed once it can; default <database>-spill.jsonl beside it."
+    )
+    request_log_spill_after: float = setting(
+        5.0, "Seconds rows wait for a database that refuses writes before they are spilled."
+    )
+    request_log_max_backlog: int = setting(
+        10000, "Request-log rows held in memory at most while the database refuses writes; "
+        "past it they are spilled at once."
+    )
 
 
 @dataclass(frozen=True)

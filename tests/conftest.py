@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 import pytest
@@ -23,6 +23,9 @@ from proxy.demo.processes import free_port
 from proxy.fake_upstream import FakeOptions, create_fake_app
 from proxy.server.app import create_app
 from proxy.state import WRITER
+
+if TYPE_CHECKING:
+    from proxy.logdb.writer import WriterStatus
 
 MASTER_KEY = "sk-test-master-7f3a9c"
 
@@ -64,6 +67,10 @@ class Gateway:
 
     def flush(self) -> None:
         assert self.app[WRITER].wait_idle(10), "request log did not flush"
+
+    def app_status(self) -> WriterStatus:
+        """The request log's state (LogWriter.status())."""
+        return self.app[WRITER].status()
 
     def rows(self, sql: str = "SELECT * FROM request_log ORDER BY id", params: Any = ()) -> list[sqlite3.Row]:
         self.flush()

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from ..errors import CLIENT_CLOSED
+from ..errors import CLIENT_CLOSED, SHUTDOWN_CANCELLED
 from ..logdb.record import RequestRecord, utc_timestamp
 from ..logdb.writer import LogWriter
 from ..state import RequestHook
@@ -74,8 +74,9 @@ class RequestLogger:
         principal = ex.principal
         body = ex.body or {}
         metadata = body.get("metadata")
-        # A client that hung up saw text, not an error: keep what was streamed to it.
-        if ex.status >= 400 and ex.status != CLIENT_CLOSED:
+        # A client that hung up, or a stream cut by shutdown, saw text: keep what was streamed.
+        partial = ex.status == CLIENT_CLOSED or (ex.error_type == SHUTDOWN_CANCELLED and ex.response_text)
+        if ex.status >= 400 and not partial:
             response = ex.error_message
         else:
             response = ex.response_text

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .storable import storable
+
 
 def utc_timestamp(epoch: float | None = None) -> str:
     """SQLite's own datetime format with milliseconds, in UTC: DATE() and datetime() compare it."""
@@ -61,7 +63,9 @@ class RequestRecord:
     attempts: int = 0
 
     def as_row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _FIELD_NAMES}
+        """The row to bind, every value storable (see storable.py): one bad value must not
+        cost a batch of other people's rows."""
+        return {name: storable(getattr(self, name)) for name in _FIELD_NAMES}
 
 
 # Computed once: dataclasses.fields() per row showed up in the writer thread's profile.

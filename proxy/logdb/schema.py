@@ -56,12 +56,25 @@ INSERT_REQUEST_SQL = "INSERT INTO request_log ({cols}) VALUES ({params})".format
     cols=", ".join(LOG_COLUMNS), params=", ".join(f":{c}" for c in LOG_COLUMNS)
 )
 
+#: Replay of spilled rows: a row whose request_id is already logged (a replay cut short after its
+#: commit, by a crash) is skipped, so every row lands exactly once. idx_request_log_request_id.
+REPLAY_REQUEST_SQL = (
+    "INSERT INTO request_log ({cols}) SELECT {params} "
+    "WHERE NOT EXISTS (SELECT 1 FROM request_log WHERE request_id = :request_id)"
+).format(cols=", ".join(LOG_COLUMNS), params=", ".join(f":{c}" for c in LOG_COLUMNS))
+
+#: Milliseconds SQLite waits for a lock before the writer sees "database is locked". Short, so
+#: the writer thread comes back often enough to keep its queue bounded (it retries itself, and
+#: spills after `request_log_spill_after`); shorter still while the log is degraded.
+BUSY_TIMEOUT_MS = 1000
+DEGRADED_BUSY_TIMEOUT_MS = 100
+
 #: Writer-side pragmas. WAL lets Datasette and the report read while we write;
 #: synchronous=NORMAL is durable across application crashes and costs no fsync per commit.
 WRITER_PRAGMAS: tuple[str, ...] = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
-    "PRAGMA busy_timeout=5000",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     # Keeps the -wal file from staying huge after a long reader pinned it.
     "PRAGMA journal_size_limit=67108864",
 )
@@ -72,12 +85,16 @@ def migrate(conn: sqlite3.Connection) -> int:
     return migrations.apply(conn, __package__)
 
 
-def connect_writer(path: str | Path) -> sqlite3.Connection:
+def connect_writer(path: str | Path, extra_pragmas: tuple[str, ...] = ()) -> sqlite3.Connection:
     """A connection for the single writer: autocommit mode, WAL, migrated."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    for pragma in WRITER_PRAGMAS:
-        conn.execute(pragma)
-    migrate(conn)
+    try:
+        for pragma in WRITER_PRAGMAS + extra_pragmas:
+            conn.execute(pragma)
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

@@ -40,6 +40,7 @@ from .health import health
 from .health_probe import setup_health
 from .metrics import setup_metrics
 from .middleware import errors_and_logging
+from .shutdown import IN_FLIGHT, InFlight, track_in_flight
 from .ui import setup_ui
 
 log = logging.getLogger("proxy")
@@ -53,8 +54,10 @@ def create_app(
 ) -> web.Application:
     """Build the gateway. `db_path`/`keys_db_path` override the config's paths (--db, --keys-db)."""
     app = web.Application(
-        middlewares=[errors_and_logging], client_max_size=config.general.max_request_bytes
+        middlewares=[track_in_flight, errors_and_logging],
+        client_max_size=config.general.max_request_bytes,
     )
+    app[IN_FLIGHT] = InFlight()
     app[CONFIG] = config
     app[DB_PATH] = str(db_path or config.general.database_path)
     # Keys live beside the log by default, never inside it: Datasette serves the log.
@@ -101,7 +104,13 @@ def create_app(
 
 async def _request_log(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    writer = LogWriter(app[DB_PATH])
+    general = config.general
+    writer = LogWriter(
+        app[DB_PATH],
+        spill_path=general.request_log_spill_path,
+        spill_after=general.request_log_spill_after,
+        max_backlog=general.request_log_max_backlog,
+    )
     writer.start()
     app[WRITER] = writer
     app[REQUEST_LOGGER] = RequestLogger(
@@ -113,9 +122,14 @@ async def _request_log(app: web.Application) -> AsyncIterator[None]:
     )
     log.info("request log: %s", app[DB_PATH])
     yield
-    # Runs after aiohttp has finished in-flight requests: every row they produced is queued.
+    # Runs after in-flight requests finished or were cancelled: every row they produced is
+    # queued. Whatever the database will not take now is spilled, never dropped.
     await asyncio.to_thread(writer.stop)
-    log.info("request log flushed: %d rows written", writer.rows_written)
+    status = writer.status()
+    log.info("request log flushed: %d rows written", status.rows_written)
+    if status.spilled_pending or status.rows_lost:
+        log.warning("request log: %d rows wait in %s for the next start; %d lost",
+                    status.spilled_pending, status.spill_path, status.rows_lost)
 
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:

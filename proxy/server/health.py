@@ -1,5 +1,12 @@
-"""GET /health: liveness as the guide's monitor.sh reads it; with the master key, LiteLLM's
-per-deployment probe too (health_probe.py)."""
+"""GET /health: liveness as the guide's monitor.sh reads it, the request log's state, and with
+the master key LiteLLM's per-deployment probe too (health_probe.py).
+
+Healthy: 200 {"status": "healthy", "uptime", "version", "log_backlog"}. While the request log is
+degraded (rows spilled awaiting replay, held past request_log_spill_after, or queued past
+request_log_max_backlog — see LogWriter.status()): 503 {"status": "degraded", "reason", …},
+so a load balancer or monitor notices before rows are at risk. (/health/readiness says the
+same in LiteLLM's shape; /health/liveliness stays 200: a restart would not fix the database.)
+"""
 
 from __future__ import annotations
 
@@ -13,12 +20,15 @@ from .health_probe import probe_section
 
 
 async def health(request: web.Request) -> web.Response:
-    writer = request.app[WRITER]
-    body = {
-        "status": "healthy",
+    log = request.app[WRITER].status()
+    body: dict[str, object] = {
+        "status": "degraded" if log.degraded else "healthy",
         "uptime": round(time.time() - request.app[STARTED_AT], 3),
         "version": __version__,
-        "log_backlog": writer.backlog,
+        "log_backlog": log.backlog,
     }
+    if log.degraded:
+        body["reason"] = log.reason
+        body["log_spilled"] = log.spilled_pending
     body.update(await probe_section(request))
-    return web.json_response(body)
+    return web.json_response(body, status=503 if log.degraded else 200)

@@ -196,7 +196,8 @@ class _BudgetCollector:
 
 
 class _WriterCollector:
-    """The request-log writer's health: a growing backlog means SQLite cannot keep up."""
+    """The request log's state (LogWriter.status()): a growing backlog means SQLite cannot
+    keep up; spilled rows mean it refused writes (docs/operations.md)."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
@@ -208,13 +209,29 @@ class _WriterCollector:
         writer = self.app.get(WRITER)
         if writer is None:
             return
-        backlog = GaugeMetricFamily("shin_request_log_backlog", "Rows queued, not yet committed.")
-        backlog.add_metric([], writer.backlog)
-        written = CounterMetricFamily("shin_request_log_rows_written", "Rows committed.")
-        written.add_metric([], writer.rows_written)
-        failed = CounterMetricFamily("shin_request_log_rows_failed", "Rows that failed to commit.")
-        failed.add_metric([], writer.rows_failed)
-        yield from (backlog, written, failed)
+        status = writer.status()
+        backlog = GaugeMetricFamily("shin_request_log_backlog", "Rows queued, not yet committed or spilled.")
+        backlog.add_metric([], status.backlog)
+        degraded = GaugeMetricFamily(
+            "shin_request_log_degraded", "1 while the request log is degraded (see /health)."
+        )
+        degraded.add_metric([], int(status.degraded))
+        pending = GaugeMetricFamily(
+            "shin_request_log_spill_pending", "Rows in the spill file waiting to be replayed."
+        )
+        pending.add_metric([], status.spilled_pending)
+        counters = (
+            ("written", "Rows committed (live and replayed).", status.rows_written),
+            ("spilled", "Rows written to the spill file because the database refused them.", status.rows_spilled),
+            ("replayed", "Rows committed from the spill file.", status.rows_replayed),
+            ("refused", "Rows SQLite refused outright, kept in the refused file.", status.rows_refused),
+            ("failed", "Rows neither committed nor spilled (lost; only ever at exit).", status.rows_lost),
+        )
+        yield from (backlog, degraded, pending)
+        for name, help_text, value in counters:
+            counter = CounterMetricFamily(f"shin_request_log_rows_{name}", help_text)
+            counter.add_metric([], value)
+            yield counter
 
 
 class _RouterCollector:

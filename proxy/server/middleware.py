@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..api.llm import LLM_ROUTES, new_exchange
-from ..errors import CLIENT_CLOSED, AuthError, GatewayError, PayloadTooLarge
-from ..state import REQUEST_LOGGER
+from ..errors import CLIENT_CLOSED, SHUTDOWN_CANCELLED, AuthError, GatewayError, PayloadTooLarge
+from ..state import CONFIG, REQUEST_LOGGER
+from .shutdown import is_shutdown_cancel
 
 log = logging.getLogger("proxy")
 auth_log = logging.getLogger("proxy.auth")
@@ -50,10 +51,17 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         err.status, err.type = exc.status, "invalid_request_error"
         return error_response(err)
     except asyncio.CancelledError:
-        # aiohttp cancels the handler when the client goes away (also mid-stream, after a 200
-        # went out): the row must say the client closed, with whatever was streamed.
+        # Shutdown cancels what outlives shutdown_grace; aiohttp may cancel a handler whose
+        # client went away (also mid-stream, after a 200 went out). Either way the row keeps
+        # whatever was streamed, and says which it was.
         if ex is not None and ex.status < 400:
-            ex.fail(CLIENT_CLOSED, "client_disconnected", "Client closed the connection.")
+            if is_shutdown_cancel(request):
+                grace = request.app[CONFIG].general.shutdown_grace
+                ex.fail(503, SHUTDOWN_CANCELLED,
+                        "Cancelled by gateway shutdown: still running at the end of the grace "
+                        f"period (shutdown_grace: {grace:g}s).")
+            else:
+                ex.fail(CLIENT_CLOSED, "client_disconnected", "Client closed the connection.")
         raise
     except Exception as exc:
         log.exception("unhandled error on %s", request.path)

@@ -1,0 +1,107 @@
+"""The writer thread's SQLite side: one connection, batches in one transaction each.
+
+A batch SQLite will not take because of one row (a constraint, a value it cannot bind) is
+written again row by row, so only that row is set aside. `sqlite3.OperationalError` is the
+database itself refusing (locked, disk full, read-only, cannot open): it rises to the writer,
+which holds, retries and spills.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .schema import (
+    BUSY_TIMEOUT_MS,
+    DEGRADED_BUSY_TIMEOUT_MS,
+    INSERT_REQUEST_SQL,
+    REPLAY_REQUEST_SQL,
+    connect_writer,
+)
+
+Row = dict[str, Any]
+
+
+class LogStore:
+    def __init__(self, path: Path, pragmas: tuple[str, ...] = ()) -> None:
+        self.path = path
+        self.pragmas = pragmas
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        """Connect (and migrate) now: at start-up a bad path fails loudly."""
+        self._conn = connect_writer(self.path, self.pragmas)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self._conn = connect_writer(self.path, self.pragmas)
+            except sqlite3.Error as exc:  # a file that cannot be opened (yet) is a fault too
+                raise sqlite3.OperationalError(str(exc)) from exc
+        return self._conn
+
+    def insert(self, rows: Sequence[Row], *, replay: bool = False) -> tuple[int, list[tuple[Row, Exception]]]:
+        """Write `rows` in one transaction: (rows inserted, [(row, why) SQLite refused]).
+
+        With `replay`, a row whose request_id is already logged is skipped (not counted)."""
+        conn = self._connection()
+        sql = REPLAY_REQUEST_SQL if replay else INSERT_REQUEST_SQL
+        before = conn.total_changes
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+            return conn.total_changes - before, []
+        except sqlite3.OperationalError:
+            _rollback(conn)
+            raise
+        except Exception:  # a row: integrity, binding, overflow, …
+            _rollback(conn)
+        refused: list[tuple[Row, Exception]] = []
+        before = conn.total_changes
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for row in rows:
+                try:
+                    conn.execute(sql, row)
+                except sqlite3.OperationalError:
+                    raise
+                except Exception as exc:
+                    refused.append((row, exc))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return conn.total_changes - before, refused
+
+    def faulted(self, exc: sqlite3.Error) -> None:
+        """After an OperationalError: come back quickly to a lock; keep the connection through
+        a full disk (closing it would checkpoint and delete the WAL: more writes on a full
+        disk); reopen after anything else (a connection opened read-only, or on a file since
+        replaced, stays that way)."""
+        if self._conn is None:
+            return
+        name = getattr(exc, "sqlite_errorname", "")
+        if name in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+            self._conn.execute(f"PRAGMA busy_timeout={DEGRADED_BUSY_TIMEOUT_MS}")
+        elif name != "SQLITE_FULL":
+            self.close()
+
+    def recovered(self) -> None:
+        if self._conn is not None:
+            self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
