@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import openai
 
-from proxy.admin.routes import KEYS
+from proxy.admin.routes import ADMIN
 
 from .conftest import MASTER_KEY, Gateway, default_raw_config
 
@@ -78,7 +78,7 @@ async def key_info(gw: Gateway, key: str) -> dict[str, Any]:
 async def settle(gw: Gateway) -> None:
     """Every logged row committed and every spend counter written to keys.db."""
     await asyncio.to_thread(gw.flush)
-    await gw.app[KEYS].flush()
+    await gw.app[ADMIN].flush()
 
 
 async def sleep_until(epoch: float) -> None:

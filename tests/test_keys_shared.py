@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from proxy.admin.routes import KEYS
+from proxy.admin.routes import ADMIN
 
 from .keys_helpers import admin, chat, generate, keys_config, settle
 
@@ -36,11 +36,11 @@ async def test_two_gateways_share_one_budget(gateway_factory, upstream_base, dea
     assert (await chat(a, key))[0] == 200
     assert (await chat(a, key))[0] == 200  # spend 2 × cost, all charged by A
     await settle(a)
-    await wait_for(lambda: (rec := b.app[KEYS].cache.get(key_hash)) is not None and rec.spend >= cost * 1.99)
+    await wait_for(lambda: (rec := b.app[ADMIN].registry.keys.get(key_hash)) is not None and rec.spend >= cost * 1.99)
 
     assert (await chat(b, key))[0] == 200  # 2c < 2.5c: admitted; spend 3c, charged by B
     await settle(b)
-    await wait_for(lambda: a.app[KEYS].cache.get(key_hash).spend >= cost * 2.99)
+    await wait_for(lambda: a.app[ADMIN].registry.keys.get(key_hash).spend >= cost * 2.99)
     status, body, _ = await chat(a, key)
     assert status == 429 and body["error"]["type"] == "budget_exceeded"
 
@@ -73,4 +73,4 @@ async def test_admin_spend_reset_is_not_undone_by_the_other_gateway(gateway_fact
         stored = conn.execute("SELECT spend FROM keys WHERE key_hash = ?", (key_hash,)).fetchone()[0]
     # B added its one request to the reset spend; it did not write back its stale total.
     assert stored == pytest.approx(float(headers["x-litellm-response-cost"]))
-    assert b.app[KEYS].cache.get(key_hash).spend == pytest.approx(stored)
+    assert b.app[ADMIN].registry.keys.get(key_hash).spend == pytest.approx(stored)
