@@ -83,3 +83,20 @@ async def settle(gw: Gateway) -> None:
 
 async def sleep_until(epoch: float) -> None:
     await asyncio.sleep(max(0.0, epoch - time.time()) + 0.05)
+
+
+async def chat_body(gw: Gateway, key: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    """One chat completion with a body of our own (a `user`, metadata, another model)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+            json={"model": PRICED, "messages": PROMPT, **body},
+        ) as resp:
+            return resp.status, await resp.json(), dict(resp.headers)
+
+
+async def ok(gw: Gateway, method: str, path: str, **kwargs: Any) -> Any:
+    """An admin call that must succeed; its JSON body."""
+    status, body, _ = await admin(gw, method, path, **kwargs)
+    assert status == 200, (path, body)
+    return body

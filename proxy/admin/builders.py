@@ -53,7 +53,7 @@ def updated(rec: Any, parsed: Parsed, now: float) -> Any:
     for name, value in parsed.fields.items():
         if name in _KEY_ONLY:
             continue
-        if name == "budget_duration":
+        if name == "budget_duration" and hasattr(new, "budget_reset_at"):
             if value != rec.budget_duration:
                 new.budget_duration = value
                 new.budget_reset_at = next_reset(value, now)

@@ -196,6 +196,8 @@ def fold(target: Any, source: Any) -> None:
     period_changed = getattr(target, "budget_duration", None) != getattr(source, "budget_duration", None)
     for name in _settings(type(target)):
         setattr(target, name, getattr(source, name))
+    if not hasattr(target, "budget_reset_at"):
+        return  # a budget tier: its end users keep their own periods
     if period_changed or (target.budget_reset_at is None and source.budget_reset_at is not None):
         target.budget_reset_at = source.budget_reset_at
 

@@ -1,8 +1,9 @@
 """Rows of keys.db ⇄ records: one Codec per table, its SQL built once from its column list.
 
 Columns are the record's fields of the same name; a codec says which hold JSON, times or
-booleans. `spend` and `budget_reset_at` are the spend ledger's (ledger.py): a settings update
-never writes them, because other gateway processes add to spend concurrently.
+booleans. `spend` is the spend ledger's: a settings update never writes it, because other
+gateway processes add to it concurrently. `budget_reset_at` is written with the settings
+(a changed budget_duration starts a new period) and by the ledger.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from ..records import BudgetTier, EndUserRecord, KeyRecord, MemberRecord, TeamRecord, UserRecord
 from ..records.base import END_USER, KEY, MEMBER, TEAM, TIER, USER, epoch, iso
 
-LEDGER_COLUMNS = ("spend", "budget_reset_at")
+LEDGER_COLUMNS = ("spend",)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,13 @@ UPDATE {table} SET spend = 0, budget_reset_at = :next_reset
 WHERE {where} AND budget_reset_at IS NOT NULL AND budget_reset_at <= :now
 """
 CHARGE_SQL = "UPDATE {table} SET spend = spend + :delta WHERE {where}"
+# A period this process started (no reset time stored yet: a tier gave an end user a
+# budget_duration) or ended (the duration was removed) is stored; two set times: storage wins,
+# as another process may have started the next period already.
+SET_PERIOD_SQL = """
+UPDATE {table} SET budget_reset_at = :budget_reset_at
+WHERE {where} AND (budget_reset_at IS NULL OR :budget_reset_at IS NULL)
+"""
 SELECT_SPEND_SQL = "SELECT spend, budget_reset_at FROM {table} WHERE {where}"
 SET_SPEND_SQL = "UPDATE {table} SET spend = :spend WHERE {where}"
 # The gateway budget (litellm_settings.max_budget): one row of `budgets` named 'global'.
@@ -172,9 +179,13 @@ class KeysDB:
                     totals[c.ref] = self._charge_global(c)
                     continue
                 codec = CODECS[c.ref.kind]
-                params = {**ref_params(c.ref), "delta": c.delta, "now": iso(c.now), "next_reset": iso(c.next_reset)}
+                params = {
+                    **ref_params(c.ref), "delta": c.delta, "now": iso(c.now), "next_reset": iso(c.next_reset),
+                    "budget_reset_at": iso(c.budget_reset_at),
+                }
                 if c.next_reset is not None:
                     self.conn.execute(ROLL_SQL.format(table=codec.table, where=codec.where), params)
+                self.conn.execute(SET_PERIOD_SQL.format(table=codec.table, where=codec.where), params)
                 self.conn.execute(CHARGE_SQL.format(table=codec.table, where=codec.where), params)
                 row = self.conn.execute(SELECT_SPEND_SQL.format(table=codec.table, where=codec.where), params).fetchone()
                 if row is not None:
