@@ -206,3 +206,14 @@ async def test_concurrent_admin_writes_do_not_interleave(gw):
     made = await asyncio.gather(*(generate(gw, key_alias=f"k{i}", user_id="same-user") for i in range(5)))
     listed = await ok(gw, "GET", "/user/info", params={"user_id": "same-user"})
     assert sorted(k["key_alias"] for k in listed["keys"]) == [f"k{i}" for i in range(5)] and len(made) == 5
+
+
+def test_the_readme_names_every_field_stored_but_not_acted_on():
+    from pathlib import Path
+
+    from proxy.admin import fields
+
+    readme = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text()
+    paragraph = readme[readme.index("**Stored, not acted on yet.**"):].split("\n\n")[0]
+    stored = {*fields.KEY_STORED, *fields.USER_STORED, *fields.TEAM_STORED, *fields.END_USER_STORED, *fields.TIER_STORED}
+    assert sorted(name for name in stored if f"`{name}`" not in paragraph) == []

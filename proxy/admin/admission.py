@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..accounting.exchange import Exchange
 from ..errors import BadRequest, PermissionDenied
-from ..logdb.record import RequestRecord
 from . import budgets
 from .records import KEY, EndUserRecord, KeyRecord, Ref
 from .registry import Registry
 from .spendbook import GLOBAL_REF, SpendBook
 from .store.base import RateCounter
+
+if TYPE_CHECKING:  # the CLI imports this package without the gateway's runtime
+    from ..accounting.exchange import Exchange
+    from ..logdb.record import RequestRecord
 
 #: hook_state entry: the rate-limit subjects whose slots this request holds.
 HOOK_STATE = "admin.subjects"
