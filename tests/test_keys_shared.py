@@ -74,3 +74,31 @@ async def test_admin_spend_reset_is_not_undone_by_the_other_gateway(gateway_fact
     # B added its one request to the reset spend; it did not write back its stale total.
     assert stored == pytest.approx(float(headers["x-litellm-response-cost"]))
     assert b.app[ADMIN].registry.keys.get(key_hash).spend == pytest.approx(stored)
+
+
+async def test_two_gateways_share_a_team_budget_and_see_each_others_teams(gateway_factory, upstream_base, dead_base, tmp_path):
+    raw = keys_config(upstream_base, dead_base)
+    db = tmp_path / "litellm.db"
+    a = await gateway_factory(raw, db_path=db)
+    b = await gateway_factory(raw, db_path=db)
+    probe = await generate(a, key_alias="probe")
+    status, _, headers = await chat(a, probe["key"])
+    cost = float(headers["x-litellm-response-cost"])
+    status, _, _ = await admin(a, "POST", "/team/new", json={"team_id": "shared", "max_budget": cost * 1.5})
+    assert status == 200
+    await wait_for(lambda: b.app[ADMIN].registry.teams.get("shared") is not None)
+    key_a = await generate(a, team_id="shared")
+    status, body, _ = await admin(b, "POST", "/key/generate", json={"team_id": "shared"})  # B knows the team
+    assert status == 200, body
+    key_b = body["key"]
+    assert (await chat(a, key_a["key"]))[0] == 200
+    await settle(a)
+    await wait_for(lambda: b.app[ADMIN].registry.teams["shared"].spend >= cost * 0.99)
+    assert (await chat(b, key_b))[0] == 200  # 1 cost < 1.5: admitted; 2 cost now
+    await settle(b)
+    await wait_for(lambda: a.app[ADMIN].registry.teams["shared"].spend >= cost * 1.99)
+    status, body, _ = await chat(a, key_a["key"])
+    assert status == 429 and "Team=shared" in body["error"]["message"]
+    with sqlite3.connect(db.with_name("keys.db")) as conn:
+        stored = conn.execute("SELECT spend FROM teams WHERE team_id = 'shared'").fetchone()[0]
+    assert stored == pytest.approx(2 * cost)
