@@ -80,6 +80,7 @@ class ModelAccessDenied(GatewayError):
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
+    code = "model_not_found"  # OpenAI's, which its SDKs' NotFoundError users check
 
 
 class PayloadTooLarge(GatewayError):
