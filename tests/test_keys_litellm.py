@@ -218,3 +218,17 @@ def test_the_readme_names_every_field_stored_but_not_acted_on():
     paragraph = readme[readme.index("**Stored, not acted on yet.**"):].split("\n\n")[0]
     stored = {*fields.KEY_STORED, *fields.USER_STORED, *fields.TEAM_STORED, *fields.END_USER_STORED, *fields.TIER_STORED}
     assert sorted(name for name in stored if f"`{name}`" not in paragraph) == []
+
+
+async def test_access_through_the_routers_model_group_alias(gateway_factory, upstream_base, dead_base):
+    raw = litellm_config(upstream_base, dead_base)
+    raw["router_settings"] = {"model_group_alias": {"gpt4": "gpt-4o-mini"}}
+    gw = await gateway_factory(raw)
+    key = await generate(gw, models=["gpt-4o-mini"], aliases={"quick": "gpt4"})
+    for asked in ("gpt4", "quick"):  # a router alias, and a key alias onto it
+        assert (await chat(gw, key["key"], asked))[0] == 200, asked
+    rows = gw.rows()[-2:]
+    assert [(r["model"], r["model_group"]) for r in rows] == [("gpt4", "gpt-4o-mini"), ("quick", "gpt-4o-mini")]
+    other = await generate(gw, models=[PRICED])
+    status, body, _ = await chat(gw, other["key"], "gpt4")
+    assert status == 401 and body["error"]["type"] == "key_model_access_denied"
