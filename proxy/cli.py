@@ -86,9 +86,11 @@ def _commands() -> dict[str, Command]:
 
     commands["backup"] = BACKUP
     commands["prune"] = PRUNE
-    from .admin import cli as keys_cli
+    from .admin.cli import KEYS, TEAMS, USERS
 
-    commands["keys"] = (keys_cli.add_arguments, keys_cli.run)
+    commands["keys"] = KEYS
+    commands["users"] = USERS
+    commands["teams"] = TEAMS
     return commands
 
 

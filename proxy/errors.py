@@ -16,7 +16,11 @@ class ConfigError(Exception):
 
 
 class GatewayError(Exception):
-    """An error with an HTTP status, returned to the client as the OpenAI envelope."""
+    """An error with an HTTP status, returned to the client as the OpenAI envelope.
+
+    `code` is the status as a string unless a subclass says otherwise, as LiteLLM's proxy
+    answers every error it raises itself (clients branch on it).
+    """
 
     status = 500
     type = "internal_error"
@@ -56,7 +60,6 @@ class BadRequest(GatewayError):
 class AuthError(GatewayError):
     status = 401
     type = "authentication_error"
-    code = "invalid_api_key"
 
 
 class PermissionDenied(GatewayError):
@@ -64,10 +67,20 @@ class PermissionDenied(GatewayError):
     type = "permission_error"
 
 
+class ModelAccessDenied(GatewayError):
+    """A key (or its team or user) may not use the model: 401, as LiteLLM answers."""
+
+    status = 401
+
+    def __init__(self, message: str, *, kind: str = "key") -> None:
+        super().__init__(message, param="model")
+        self.type = f"{kind}_model_access_denied"
+
+
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
-    code = "model_not_found"
+    code = "model_not_found"  # OpenAI's, which its SDKs' NotFoundError users check
 
 
 class PayloadTooLarge(GatewayError):
@@ -88,13 +101,11 @@ class RateLimited(GatewayError):
 class UpstreamUnreachable(GatewayError):
     status = 502
     type = "upstream_error"
-    code = "upstream_unreachable"
 
 
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "timeout"
-    code = "upstream_timeout"
 
 
 class UpstreamError(GatewayError):

@@ -44,7 +44,9 @@ class ModelInfo:
     id: str | None = setting(None, "Deployment id (default: a hash of the deployment); /model/info shows it.")
     mode: str | None = setting(None, "chat, completion or embedding: what /health probes it with.")
     base_model: str | None = setting(None, "Model name used for pricing when the alias is custom.")
-    access_groups: list[str] = setting([], "Names a key's `models` may list to reach this model.")
+    access_groups: list[str] = setting(
+        [], "Access groups of this deployment: a key, user or team whose `models` names a group may use it."
+    )
     health_check_timeout: float | None = setting(None, "Seconds the /health probe waits for this deployment.")
     #: LiteLLM's model_info is free-form: other keys are kept and shown by /model/info.
     extra: dict[str, Any] = field(default_factory=dict, metadata={

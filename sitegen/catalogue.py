@@ -154,6 +154,11 @@ TABLES: tuple[TableDef, ...] = (
         KEY, REQUESTS, C("tokens", "Tokens", "int"), C("total_cost", "Cost", "usd"),
     ), LAST_30, "An empty key is the master key or an open gateway.",
         requires=DETAILS({"key_alias"})),
+    TableDef("cost_by_team", "Cost by team", q.COST_BY_TEAM, (
+        C("team_id", "Team"), REQUESTS, C("keys", "Keys", "int"), C("tokens", "Tokens", "int"),
+        C("total_cost", "Cost", "usd"),
+    ), LAST_30, "The 25 most expensive teams (a key's team_id); an empty team is a key without "
+       "one, the master key or an open gateway.", requires=DETAILS({"team_id", "key_hash"})),
     TableDef("most_expensive_requests", "Most expensive requests", q.MOST_EXPENSIVE_REQUESTS, (
         C("timestamp", "Time (UTC)", "ts"), MODEL, USER, C("total_tokens", "Tokens", "int"),
         C("cost", "Cost", "usd"), C("request_preview", "Request (first 100 characters)"),
@@ -257,7 +262,7 @@ PAGES: tuple[Page, ...] = (
     Page("cost", "Cost", "Where the money goes, in USD as logged per request.", (
         S("daily_cost_trend", "daily_cost"), S("daily_cost_by_model", "daily_cost_by_model"),
         S("cost_by_model", "cost_by_model"), S("top_users_by_cost", "cost_by_user"),
-        S("cost_by_key"), S("most_expensive_requests"),
+        S("cost_by_key"), S("cost_by_team"), S("most_expensive_requests"),
     )),
     Page("usage", "Usage", "Requests and tokens by model, user and virtual key.", (
         S("usage_by_model", "requests_by_model"), S("daily_tokens_by_model", "daily_tokens"),

@@ -141,6 +141,19 @@ ORDER BY total_cost DESC, key_alias
 LIMIT 25
 """
 
+COST_BY_TEAM = """
+SELECT team_id,
+       COUNT(*) AS requests,
+       COUNT(DISTINCT key_hash) AS keys,
+       SUM(total_tokens) AS tokens,
+       ROUND(SUM(cost), 6) AS total_cost
+FROM request_log
+WHERE timestamp >= :start AND timestamp < :end
+GROUP BY team_id
+ORDER BY total_cost DESC, team_id
+LIMIT 25
+"""
+
 #: The guide's query, bounded by the build clock. The unary + keeps the planner off the
 #: timestamp index (a full scan plus sort at 1M rows) so it walks idx_request_log_cost instead.
 MOST_EXPENSIVE_REQUESTS = """

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import openai
 
-from proxy.admin.routes import KEYS
+from proxy.admin.routes import ADMIN
 
 from .conftest import MASTER_KEY, Gateway, default_raw_config
 
@@ -78,8 +78,25 @@ async def key_info(gw: Gateway, key: str) -> dict[str, Any]:
 async def settle(gw: Gateway) -> None:
     """Every logged row committed and every spend counter written to keys.db."""
     await asyncio.to_thread(gw.flush)
-    await gw.app[KEYS].flush()
+    await gw.app[ADMIN].flush()
 
 
 async def sleep_until(epoch: float) -> None:
     await asyncio.sleep(max(0.0, epoch - time.time()) + 0.05)
+
+
+async def chat_body(gw: Gateway, key: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    """One chat completion with a body of our own (a `user`, metadata, another model)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+            json={"model": PRICED, "messages": PROMPT, **body},
+        ) as resp:
+            return resp.status, await resp.json(), dict(resp.headers)
+
+
+async def ok(gw: Gateway, method: str, path: str, **kwargs: Any) -> Any:
+    """An admin call that must succeed; its JSON body."""
+    status, body, _ = await admin(gw, method, path, **kwargs)
+    assert status == 200, (path, body)
+    return body

@@ -10,7 +10,7 @@ from datetime import datetime
 import openai
 import pytest
 
-from proxy.admin.routes import KEYS
+from proxy.admin.routes import ADMIN
 from proxy.server.auth import hash_key
 
 from .keys_helpers import (
@@ -43,8 +43,8 @@ async def test_tiny_budget_is_refused_after_a_few_requests(gw):
                 ok += 1
     assert 1 <= ok <= 3
     assert "Budget has been exceeded! Current cost: " in refused.value.message
-    assert ", Max budget: 5e-05" in refused.value.message
-    assert refused.value.body["type"] == "budget_exceeded"
+    assert refused.value.body["message"].endswith(", Max budget: 5e-05 (key `ci-bot`)")
+    assert (refused.value.body["type"], refused.value.body["code"]) == ("budget_exceeded", "429")
     info = await key_info(gw, key["key"])
     assert info["spend"] >= info["max_budget"]
     await settle(gw)
@@ -68,10 +68,14 @@ async def test_model_allow_list(gw):
     key = await generate(gw, models=[PRICED])
     async with sdk(gw, key["key"]) as client:
         assert (await client.chat.completions.create(model=PRICED, messages=PROMPT)).choices
-        with pytest.raises(openai.PermissionDeniedError) as denied:
+        with pytest.raises(openai.AuthenticationError) as denied:  # 401, as LiteLLM answers
             await client.chat.completions.create(model="gpt-4o-mini", messages=PROMPT)
-        assert "`gpt-4o-mini`" in denied.value.message
         assert [m.id async for m in client.models.list()] == [PRICED]
+    error = denied.value.body
+    assert "key not allowed to access model" in error["message"] and "gpt-4o-mini" in error["message"]
+    assert (error["type"], error["param"], error["code"]) == ("key_model_access_denied", "model", "401")
+    row = gw.rows()[-1]
+    assert (row["status_code"], row["error_type"], row["model"]) == (401, "key_model_access_denied", "gpt-4o-mini")
 
 
 async def test_unknown_deleted_and_expired_keys_get_401(gw, caplog):
@@ -160,7 +164,7 @@ async def test_concurrent_requests_against_one_budget_overshoot_at_most_the_in_f
     assert (await chat(gw, key["key"]))[0] == 429
     await settle(gw)
     logged = gw.rows("SELECT SUM(cost) AS c FROM request_log WHERE key_hash = ?", (hash_key(key["key"]),))[0]["c"]
-    conn = sqlite3.connect(gw.app[KEYS].path)
+    conn = sqlite3.connect(gw.app[ADMIN].path)
     try:
         stored = conn.execute("SELECT spend FROM keys WHERE key_hash = ?", (hash_key(key["key"]),)).fetchone()[0]
     finally:
@@ -175,7 +179,9 @@ async def test_global_budget_caps_the_whole_gateway(gateway_factory, upstream_ba
         with pytest.raises(openai.RateLimitError) as refused:
             await master.chat.completions.create(model=PRICED, messages=PROMPT)
     message = refused.value.body["message"]
-    assert message.startswith("Budget has been exceeded! Current cost: ") and message.endswith(", Max budget: 1e-09")
+    assert message.startswith("Budget has been exceeded! Current cost: ")
+    assert message.endswith(", Max budget: 1e-09 (the gateway's litellm_settings.max_budget)")
+    assert refused.value.body["code"] == "429"
     key = await generate(gw)  # a virtual key with no budget of its own is still capped
     status, body, _ = await chat(gw, key["key"])
     assert status == 429 and body["error"]["type"] == "budget_exceeded"

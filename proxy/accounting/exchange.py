@@ -39,6 +39,9 @@ class Exchange:
     target: Target | None = None
     #: The model_name group of `target` (after aliases, wildcards and fallbacks).
     model_group: str | None = None
+    #: What to route when it is not `model`: the target of the key's model alias (`model`
+    #: keeps the name the client asked for).
+    routed_model: str | None = None
     attempts: int = 0  # upstream calls made: retries on other deployments and fallbacks count
     upstream_started: float | None = None
     upstream_finished: float | None = None

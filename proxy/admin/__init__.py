@@ -1,11 +1,17 @@
-"""Admin state and its API: virtual keys, budgets, rate limits, spend (keys.db beside the log).
+"""Admin state and its API: virtual keys, users, teams, end users, budgets, rate limits, spend
+(keys.db beside the log).
 
-  store.py    keys.db schema, migrations, SQL       cache.py    in-memory keys, invalidation
-  record.py   a key in memory, its display forms    fields.py   validation of key settings
-  budgets.py  per-key and gateway budgets, resets   limits.py   rpm / tpm / parallel limits
-  service.py  running state, its keys.db thread     auth.py     master key + virtual keys
-  spend.py    read-only spend queries (litellm.db)  routes.py   /key/* and /spend/*
-  setup.py    setup_keys(app)                       cli.py      python -m proxy keys ...
+  records/   the entities in memory and their LiteLLM shapes
+  store/     the interfaces (base.py: EntityStore, SpendLedger, RateCounter) and their SQLite /
+             in-memory implementations; codecs.py maps records to keys.db rows
+  registry   every entity in memory (the request path reads only this)
+  spendbook  spend in memory, flushed to the ledger as increments
+  admission  the RequestHook: budgets and limits at every level, charging
+  access     model allow-lists: wildcards and access groups
+  budgets    budget periods and checks      fields / builders  request bodies → records
+  service    AdminService: lifecycle, sync, writes      auth  master key + virtual keys
+  ops/       operations shared by routes/ (HTTP) and cli/ (python -m proxy keys|users|teams)
+  spend      read-only spend queries of the request log     setup  setup_keys(app)
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The authenticator of a gateway with virtual keys: the master key, then keys.db's keys.
 
-Known keys are checked against the in-memory cache (no SQLite read); error messages name a
+Known keys are checked against the registry in memory (no SQLite read); error messages name a
 key by its alias or display form, never by the raw key, because the middleware logs them.
+A blocked key, or a key of a blocked user or team, is refused like an unknown one (401).
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import time
 
 from ..errors import AuthError
 from ..server.auth import MasterKeyAuth, Principal, hash_key
-from .record import iso
-from .service import KeyService
+from .records import iso
+from .service import AdminService
 
 
 class KeyAuth:
-    def __init__(self, master: MasterKeyAuth, service: KeyService) -> None:
+    def __init__(self, master: MasterKeyAuth, service: AdminService) -> None:
         self.master = master
         self.service = service
 
@@ -35,4 +36,11 @@ class KeyAuth:
                 f"Authentication Error - Expired Key. Key `{rec.label}` expired at {iso(rec.expires_at)}, "
                 f"current time {iso(now)}."
             )
+        registry = self.service.registry
+        team = registry.teams.get(rec.team_id) if rec.team_id else None
+        if team is not None and team.blocked:
+            raise AuthError(f"Team={team.team_id} is blocked. Update via `/team/unblock` if you're an admin.")
+        user = registry.users.get(rec.user_id) if rec.user_id else None
+        if user is not None and user.blocked:
+            raise AuthError(f"User={user.user_id} is blocked.")
         return rec.principal

@@ -1,15 +1,15 @@
-"""Budgets: per key (`max_budget` + `budget_duration`) and for the whole gateway
-(`litellm_settings.max_budget` + `budget_duration`).
+"""Budget periods and checks, the same for every level: key, user, team, team member, end user
+and the whole gateway (`litellm_settings.max_budget` + `budget_duration`).
 
-Spend lives in memory and is changed only on the event loop: `complete()` adds each request's
-logged cost the moment the request is logged, so the next `admit()` already sees it. Every
-sync interval (0.5 s) the service adds what it charged to keys.db — an increment, never an
-absolute value — and adopts the totals stored there, so several gateway processes on one
-keys.db share each budget; reset times are stored too, so a restart neither forgets spend nor
-postpones a reset.
+Spend lives in memory and is changed only on the event loop: the admission hook adds each
+request's logged cost the moment the request is logged, so the next check already sees it.
+Every sync interval (0.5 s) the spend book adds what it charged to the spend ledger — an
+increment, never an absolute value — and adopts the totals stored there, so several gateway
+processes share each budget; reset times are stored too, so a restart neither forgets spend
+nor postpones a reset.
 
 Overshoot: a request is admitted while spend < max_budget and its cost is only known when it
-ends, so requests already in flight when the budget is crossed still finish and are charged.
+ends, so requests already in flight when a budget is crossed still finish and are charged.
 Final spend is therefore at most max_budget + the cost of the requests in flight at that
 moment (each at most one response's cost); no request is admitted after spend >= max_budget.
 With several gateway processes, add what the others charged in their last sync interval.
@@ -19,19 +19,10 @@ Reserving an estimate up front would bound it tighter but refuse requests that w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from ..config import parse_duration
 from ..errors import BudgetExceeded
-
-GLOBAL = "global"
-
-
-class Budgeted(Protocol):
-    spend: float
-    max_budget: float | None
-    budget_duration: str | None
-    budget_reset_at: float | None
+from .records.base import GLOBAL, Budgeted
 
 
 @dataclass(slots=True)
@@ -41,14 +32,7 @@ class GlobalBudget:
     spend: float = 0.0
     budget_reset_at: float | None = None
 
-    def row(self, now_iso: str, reset_iso: str | None) -> dict[str, object]:
-        return {
-            "name": GLOBAL,
-            "spend": self.spend,
-            "budget_duration": self.budget_duration,
-            "budget_reset_at": reset_iso,
-            "updated_at": now_iso,
-        }
+    label = "the gateway"
 
 
 def next_reset(duration: str | None, now: float) -> float | None:
@@ -72,12 +56,20 @@ def roll(budget: Budgeted, now: float) -> bool:
     return True
 
 
-def check(budget: Budgeted) -> None:
-    if budget.max_budget is not None and budget.spend >= budget.max_budget:
-        raise BudgetExceeded(
-            f"Budget has been exceeded! Current cost: {budget.spend}, Max budget: {budget.max_budget}",
-            code="budget_exceeded",
-        )
+def check(budget: Budgeted, *, scope: str = "", suffix: str = "", cap: float | None = None) -> None:
+    """Raise BudgetExceeded (429) when spend has reached the cap (`cap` overrides max_budget).
+
+    The message says which budget ran out: `scope` names it the way LiteLLM names a team's
+    ("Team=research"); a key's and the gateway's keep LiteLLM's plain message and say which in
+    `suffix`, so clients matching LiteLLM's text keep working.
+    """
+    cap = budget.max_budget if cap is None else cap
+    if cap is None or budget.spend < cap:
+        return
+    named = f"{scope} " if scope else ""
+    raise BudgetExceeded(
+        f"Budget has been exceeded! {named}Current cost: {budget.spend}, Max budget: {cap}{suffix}"
+    )
 
 
 def adopt_global(
@@ -95,3 +87,6 @@ def adopt_global(
         budget.budget_reset_at = reset_at if stored_duration == duration else next_reset(duration, now)
     roll(budget, now)
     return budget
+
+
+__all__ = ["GLOBAL", "GlobalBudget", "adopt_global", "check", "next_reset", "roll"]

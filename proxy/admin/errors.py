@@ -1,4 +1,4 @@
-"""Errors of the keys feature; the core middleware turns them into the OpenAI envelope."""
+"""Errors of the admin API; the core middleware turns them into the OpenAI envelope."""
 
 from __future__ import annotations
 
@@ -8,4 +8,17 @@ from ..errors import GatewayError
 class KeyNotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
-    code = "key_not_found"
+
+
+class EntityNotFound(GatewayError):
+    """A user, team, member, end user or budget that does not exist (LiteLLM's "not_found")."""
+
+    status = 404
+    type = "not_found"
+
+
+class Conflict(GatewayError):
+    """A create for an id that exists already."""
+
+    status = 400
+    type = "bad_request"

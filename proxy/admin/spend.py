@@ -29,6 +29,13 @@ WHERE model != ''
 GROUP BY model
 ORDER BY spend DESC, model
 """
+SPEND_BY_TEAM_SQL = """
+SELECT team_id, SUM(cost) AS spend
+FROM request_log
+WHERE team_id IS NOT NULL
+GROUP BY team_id
+ORDER BY spend DESC, team_id
+"""
 LOG_ROWS_SQL = """
 SELECT request_id, endpoint, key_hash, key_alias, user_id, team_id, model, upstream_model,
        provider, api_base, cost, prompt_tokens, completion_tokens, total_tokens, timestamp,
@@ -39,15 +46,16 @@ ORDER BY id DESC
 LIMIT :limit
 """
 DAILY_SPEND_SQL = """
-SELECT date(timestamp) AS day, key_hash, user_id, model, SUM(cost) AS spend
+SELECT date(timestamp) AS day, key_hash, user_id, team_id, model, SUM(cost) AS spend
 FROM request_log
 WHERE {where}
-GROUP BY day, key_hash, user_id, model
+GROUP BY day, key_hash, user_id, team_id, model
 ORDER BY day
 """
 FILTERS = {
     "key_hash": "key_hash = :key_hash",
     "user_id": "user_id = :user_id",
+    "team_id": "team_id = :team_id",
     "request_id": "request_id = :request_id",
     "start": "timestamp >= :start",
     "end": "timestamp < :end",
@@ -59,6 +67,7 @@ CALL_TYPES = {"chat": "acompletion", "embeddings": "aembedding", "completions": 
 class LogFilter:
     key_hash: str | None = None
     user_id: str | None = None
+    team_id: str | None = None
     request_id: str | None = None
     start: date | None = None
     end: date | None = None  # inclusive
@@ -67,6 +76,7 @@ class LogFilter:
         params: dict[str, Any] = {
             "key_hash": self.key_hash,
             "user_id": self.user_id,
+            "team_id": self.team_id,
             "request_id": self.request_id,
             "start": self.start.isoformat() if self.start else None,
             "end": (self.end + timedelta(days=1)).isoformat() if self.end else None,
@@ -87,15 +97,18 @@ def read_only(path: str | Path) -> Iterator[sqlite3.Connection]:
 
 
 def spend_info(path: str | Path) -> dict[str, Any]:
-    """The guide's /spend/info: all-time, today (UTC) and this calendar month, and per model."""
+    """The guide's /spend/info: all-time, today (UTC) and this calendar month, per model and
+    per team."""
     with read_only(path) as conn:
         totals = conn.execute(SPEND_TOTALS_SQL).fetchone()
         by_model = {row["model"]: _usd(row["spend"]) for row in conn.execute(SPEND_BY_MODEL_SQL)}
+        by_team = {row["team_id"]: _usd(row["spend"]) for row in conn.execute(SPEND_BY_TEAM_SQL)}
     return {
         "total_spend": _usd(totals["total_spend"]),
         "daily_spend": _usd(totals["daily_spend"]),
         "monthly_spend": _usd(totals["monthly_spend"]),
         "by_model": by_model,
+        "by_team": by_team,
     }
 
 
@@ -114,7 +127,7 @@ def daily_spend(path: str | Path, flt: LogFilter) -> list[dict[str, Any]]:
     days: dict[str, dict[str, Any]] = {}
     day = flt.start
     while day <= flt.end:
-        days[day.isoformat()] = {"startTime": day.isoformat(), "spend": 0.0, "users": {}, "models": {}}
+        days[day.isoformat()] = {"startTime": day.isoformat(), "spend": 0.0, "users": {}, "teams": {}, "models": {}}
         day += timedelta(days=1)
     with read_only(path) as conn:
         for row in conn.execute(DAILY_SPEND_SQL.format(where=where), params):
@@ -127,6 +140,8 @@ def daily_spend(path: str | Path, flt: LogFilter) -> list[dict[str, Any]]:
                 entry[row["key_hash"]] = entry.get(row["key_hash"], 0.0) + spend
             if row["user_id"]:
                 entry["users"][row["user_id"]] = entry["users"].get(row["user_id"], 0.0) + spend
+            if row["team_id"]:
+                entry["teams"][row["team_id"]] = entry["teams"].get(row["team_id"], 0.0) + spend
             entry["models"][row["model"]] = entry["models"].get(row["model"], 0.0) + spend
     return list(days.values())
 

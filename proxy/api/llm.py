@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..accounting import usage as usage_mod
 from ..accounting.exchange import Exchange
-from ..errors import CLIENT_CLOSED, BadRequest, PermissionDenied
+from ..errors import CLIENT_CLOSED, BadRequest
 from ..routing.fallbacks import open_model
 from ..server.auth import bearer_token
 from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER, TRUSTED_PROXIES
@@ -72,14 +72,12 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
     ex.stream = kind != "embedding" and ex.body.get("stream") is True
 
     router = app[ROUTER]
-    router.require(ex.model)
-    if not ex.principal.may_use(ex.model):
-        raise PermissionDenied(
-            f"This key is not allowed to use model `{ex.model}`. "
-            f"Allowed: {', '.join(ex.principal.models)}.",
-            param="model",
-            code="model_not_allowed",
-        )
+    # Model access (the key's, its team's and user's lists) and the key's model aliases: the
+    # row keeps the name the client asked for; model_group and upstream_model show the route.
+    routed = ex.principal.route(ex.model, router.group_of)
+    if routed != ex.model:
+        ex.routed_model = routed
+    router.require(routed)
     for hook in app[HOOKS]:
         await hook.admit(ex)
 

@@ -98,6 +98,18 @@ def create_keys(gateway: str, master_key: str, spend: dict[str | None, float]) -
     """alias -> raw key, made through POST /key/generate; None when the gateway has no such
     endpoint. A key starts with its alias's history spend, so budgets look lived-in."""
     created: dict[str, str] = {}
+    for team_id in dict.fromkeys(k.team_id for k in KEYS if k.team_id):
+        # A key's team must exist (as in LiteLLM); an older gateway without /team/new skips it.
+        request = urllib.request.Request(
+            gateway + "/team/new", data=json.dumps({"team_id": team_id, "team_alias": team_id}).encode(),
+            method="POST", headers={"Authorization": f"Bearer {master_key}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                pass
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                detail = exc.read().decode(errors="replace")[:300]
+                raise RuntimeError(f"/team/new refused {team_id}: HTTP {exc.code} {detail}") from None
     for key in KEYS:
         past = round(spend.get(key.alias, 0.0), 6)
         body: dict[str, Any] = {"key_alias": key.alias, "user_id": key.user_id, "team_id": key.team_id,

@@ -2,7 +2,7 @@
 
 A deterministic mix (seeded): chat, streaming chat (with and without usage), embeddings, and
 the failures a team meets: an unknown model (404), a bad key (401), a model outside a key's
-list (403), an upstream that answers 503, an upstream too slow for its timeout (504), and a
+list (401), an upstream that answers 503, an upstream too slow for its timeout (504), and a
 key running through its budget (429).
 """
 

@@ -85,12 +85,12 @@ async def _first_answer(
     stack: contextlib.AsyncExitStack, stream: bool, include_usage: bool,
 ) -> aiohttp.ClientResponse:
     try:
-        return await _try_model(session, ex, router, ex.model, path, stack, stream, include_usage)
+        return await _try_model(session, ex, router, ex.routed_model or ex.model, path, stack, stream, include_usage)
     except _GroupFailed as failed:
         first = failed
     if first.kind == CLIENT:
         raise first.error
-    group = router.group_of(ex.model) or ex.model
+    group = router.group_of(ex.routed_model or ex.model) or ex.routed_model or ex.model
     chain = router.fallbacks_for(group, FALLBACK_LIST[first.kind])
     last = first
     for model in chain:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from ..errors import AuthError
+from ..errors import AuthError, ModelAccessDenied
 
 log = logging.getLogger("proxy.auth")
 
@@ -29,6 +30,34 @@ def bearer_token(request: web.Request) -> str | None:
     return request.headers.get("api-key") or request.headers.get("x-api-key") or None
 
 
+#: LiteLLM's names for "every model" in a `models` list.
+ALL_MODELS = frozenset({"*", "all-proxy-models"})
+
+
+class ModelMatcher(Protocol):
+    """Whether `model` is covered by an allow-list (wildcards and access groups, admin/access.py)."""
+
+    def allows(self, allowed: tuple[str, ...], model: str) -> bool: ...
+
+
+class ExactMatcher:
+    """Names only: an empty list or "*" allows every model."""
+
+    def allows(self, allowed: tuple[str, ...], model: str) -> bool:
+        return not allowed or model in allowed or not ALL_MODELS.isdisjoint(allowed)
+
+
+EXACT = ExactMatcher()
+
+
+@dataclass(frozen=True)
+class ModelScope:
+    """One allow-list a request must pass: the key's, its team's or its user's."""
+
+    kind: str  # "key", "team" or "user": names the error type, as LiteLLM does
+    models: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Principal:
     """The caller, as far as logging, budgets and permissions care."""
@@ -37,12 +66,50 @@ class Principal:
     key_alias: str | None = None
     user_id: str | None = None
     team_id: str | None = None
-    models: tuple[str, ...] = ()  # empty: every model
+    models: tuple[str, ...] = ()  # the key's own list; empty: every model
     is_admin: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Model aliases (the key's `aliases` over its team's `model_aliases`): asked → routed.
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    #: Allow-lists checked in order; default: the key's `models` alone.
+    scopes: tuple[ModelScope, ...] | None = None
+    matcher: ModelMatcher = EXACT
+
+    def route(self, model: str, group_of: Callable[[str], str | None] | None = None) -> str:
+        """The model to route a request for `model` to, or ModelAccessDenied (401).
+
+        Access is granted when the name asked for, the model it aliases, or the model group the
+        router resolves it to (`group_of`: router_settings.model_group_alias, wildcards) is
+        allowed by every scope, as LiteLLM checks an alias and its target alike.
+        """
+        target = self.aliases.get(model, model)
+        scopes = self._scopes()
+        if not scopes:
+            return target
+        names = [model] if target == model else [model, target]
+        group = group_of(target) if group_of is not None else None
+        if group is not None and group not in names:
+            names.append(group)
+        for scope in scopes:
+            if not any(self.matcher.allows(scope.models, name) for name in names):
+                raise ModelAccessDenied(
+                    f"{scope.kind} not allowed to access model. This {scope.kind} can only access "
+                    f"models={list(scope.models)}. Tried to access {model}",
+                    kind=scope.kind,
+                )
+        return target
 
     def may_use(self, model: str) -> bool:
-        return not self.models or model in self.models
+        try:
+            self.route(model)
+        except ModelAccessDenied:
+            return False
+        return True
+
+    def _scopes(self) -> tuple[ModelScope, ...]:
+        if self.scopes is not None:
+            return self.scopes
+        return (ModelScope("key", self.models),) if self.models else ()
 
 
 OPEN_ACCESS = Principal(is_admin=True, key_alias=None)
