@@ -49,6 +49,8 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
             raise
         err = GatewayError(exc.reason)
         err.status, err.type = exc.status, "invalid_request_error"
+        if ex is not None:
+            ex.fail(err.status, err.type, err.message)
         return error_response(err)
     except asyncio.CancelledError:
         # Shutdown cancels what outlives shutdown_grace; aiohttp may cancel a handler whose
@@ -71,7 +73,13 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         return error_response(err)
     finally:
         if ex is not None:
-            request.app[REQUEST_LOGGER].finish(ex)
+            # finish() logs a fallback row rather than raise, and releases what the request
+            # holds (its hooks' slots and gauges) whatever happens; the guard keeps the answer
+            # going out even if that promise is ever broken.
+            try:
+                request.app[REQUEST_LOGGER].finish(ex)
+            except Exception:
+                log.exception("request %s: logging failed", ex.request_id)
 
 
 def _is_api(request: web.Request) -> bool:
