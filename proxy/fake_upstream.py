@@ -6,6 +6,7 @@ The upstream model name steers behaviour, so a config can point a model at a fai
   nousage            never reports usage (the gateway must estimate); also inside another name
   toolcall           answers with a tool call whose arguments carry the reply (streamed in pieces)
   reasoning          thinks first: the reply words also arrive as `reasoning_content`
+  echo               replies with the request body it received, as JSON text (not streamed)
   cutoff             streams a few chunks, then drops the connection
   strict             rejects stream_options with 400, as some older servers do
   context-window     answers 400 context_length_exceeded, as OpenAI does for a too-long prompt
@@ -94,7 +95,7 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
     options = request.app[OPTIONS]
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return _error(400, "invalid JSON")
     model = str(body.get("model", ""))
     request.app[SEEN].append((request.path, body))
@@ -142,6 +143,8 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
     if isinstance(max_tokens, int) and max_tokens > 0:
         count = min(count, max_tokens)
     words = _reply_words(prompt, count)
+    if model == "echo":
+        words = [json.dumps(body, sort_keys=True)]
     usage = {
         "prompt_tokens": _tokens(prompt),
         "completion_tokens": len(words),
