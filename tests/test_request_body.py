@@ -109,3 +109,37 @@ def test_max_request_bytes_still_accepted_with_a_warning(caplog):
 )
 def test_model_from_prefix(prefix, model):
     assert model_from_prefix(prefix) == model
+
+
+async def raw_post(gw, headers: bytes, body: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection(gw.server.host, gw.server.port)
+    try:
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n" + headers
+                     + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        return int(answer.split(b" ")[1]), answer.split(b"\r\n\r\n", 1)[1]
+    finally:
+        writer.close()
+
+
+GOOD = HEAD + b'hi"}]}'
+
+
+@pytest.mark.parametrize(
+    "headers, body, status, code",
+    [
+        # a key that is not UTF-8 (aiohttp hands it over as lone surrogates) is just a wrong key
+        (b"Authorization: Bearer \xe9\xff\r\n", GOOD, 401, b'"invalid_api_key"'),
+        (b"x-api-key: \xff\r\n", GOOD, 401, b'"invalid_api_key"'),
+        # a body that is not what its Content-Encoding says
+        (f"Authorization: Bearer {MASTER_KEY}\r\nContent-Encoding: gzip\r\n".encode(), GOOD, 400, b'"invalid_body"'),
+        # bytes that spell a UTF-16 surrogate are not UTF-8 (json.loads alone would take them)
+        (f"Authorization: Bearer {MASTER_KEY}\r\n".encode(), GOOD.replace(b"hi", b"\xed\xa0\x80"), 400, b'"invalid_json"'),
+    ],
+    ids=["auth-not-utf8", "api-key-not-utf8", "gzip-lie", "encoded-surrogate"],
+)
+async def test_odd_bytes_are_4xx_in_the_envelope(gateway, headers, body, status, code):
+    got, answer = await raw_post(gateway, headers, body)
+    assert got == status and code in answer and b'"error"' in answer
+    assert [r["status_code"] for r in gateway.rows()] == [status]

@@ -27,13 +27,17 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 
 
 async def read_prefix(request: web.Request, size: int = PREFIX_BYTES) -> bytes:
-    """Up to `size` bytes of the body (less when it is shorter); the rest stays unread."""
+    """Up to `size` bytes of the body (less when it is shorter, or unreadable); the rest
+    stays unread."""
     prefix = bytearray()
-    while len(prefix) < size:
-        chunk = await request.content.read(size - len(prefix))
-        if not chunk:
-            break
-        prefix += chunk
+    try:
+        while len(prefix) < size:
+            chunk = await request.content.read(size - len(prefix))
+            if not chunk:
+                break
+            prefix += chunk
+    except web.RequestPayloadError:
+        pass  # only wanted for the model name of a row that is an error already
     return bytes(prefix)
 
 
@@ -47,11 +51,15 @@ async def read_body(request: web.Request, ex: Exchange, limit_mb: float) -> byte
         ex.model = model_from_prefix(await read_prefix(request))
         raise _too_large(limit_mb)
     body = bytearray()
-    while chunk := await request.content.readany():
-        body += chunk
-        if len(body) > limit:
-            ex.model = model_from_prefix(bytes(body[:PREFIX_BYTES]))
-            raise _too_large(limit_mb)
+    try:
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > limit:
+                ex.model = model_from_prefix(bytes(body[:PREFIX_BYTES]))
+                raise _too_large(limit_mb)
+    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
+        cause = type(exc.__cause__ or exc).__name__
+        raise BadRequest(f"Request body cannot be read ({cause}).", code="invalid_body") from None
     return body
 
 
@@ -68,8 +76,13 @@ def parse_body(raw: bytes | bytearray) -> dict[str, Any]:
     if not raw.strip():
         raise BadRequest("Request body is empty: expected a JSON object.", code="invalid_json")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # Strict UTF-8 (a BOM allowed): json.loads(bytes) would also take UTF-16 and, through
+        # 'surrogatepass', bytes that encode a lone surrogate, which is not UTF-8 at all.
+        body = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"Request body is not valid UTF-8: {exc.reason} at byte {exc.start}.",
+                         code="invalid_json") from None
+    except ValueError as exc:
         raise BadRequest(f"Request body is not valid JSON: {exc}.", code="invalid_json") from None
     except RecursionError:
         raise BadRequest("Request body is nested too deeply.", code="invalid_json") from None
