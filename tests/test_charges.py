@@ -189,3 +189,41 @@ async def test_a_failing_hook_still_releases_the_slot_and_logs(gw, caplog):
         assert (await chat(gw, key["key"]))[0] == 200
     assert [r["status_code"] for r in gw.rows()] == [200, 200, 200]
     assert "hook failure injected" in caplog.text
+
+
+def test_a_row_that_cannot_be_built_becomes_a_fallback_row(tmp_path, caplog):
+    """Fault injection below the HTTP layer: an exchange whose usage is not a TokenUsage."""
+    import logging
+    import sqlite3
+
+    from proxy.accounting.exchange import Exchange
+    from proxy.accounting.logger import RequestLogger
+    from proxy.logdb.writer import LogWriter
+
+    completed = []
+
+    class Recorder:
+        async def admit(self, exchange):
+            return None
+
+        def complete(self, exchange, record):
+            completed.append(record)
+
+    writer = LogWriter(tmp_path / "litellm.db")
+    writer.start()
+    try:
+        logger = RequestLogger(writer, [Recorder()], store_prompts=True, max_stored_chars=100)
+        ex = Exchange(endpoint="/v1/chat/completions", model="gpt-4o-mini", status=502)
+        ex.usage = object()  # type: ignore[assignment]
+        ex.fail(502, "upstream_error", "broke off")
+        with caplog.at_level(logging.ERROR, logger="proxy"):
+            record = logger.finish(ex)
+            assert logger.finish(ex) is None  # once
+        assert writer.wait_idle(10)
+    finally:
+        writer.stop()
+    assert record is not None and completed == [record]
+    assert caplog.text.count("logging a fallback row") == 1
+    with sqlite3.connect(tmp_path / "litellm.db") as conn:
+        rows = conn.execute("SELECT request_id, model, status_code, response, cost FROM request_log").fetchall()
+    assert rows == [(ex.request_id, "gpt-4o-mini", 502, "broke off", 0.0)]

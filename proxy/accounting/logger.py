@@ -109,7 +109,7 @@ class RequestLogger:
             key_alias=principal.key_alias if principal else None,
             team_id=principal.team_id if principal else None,
             error_type=ex.error_type,
-            cost_status=NO_USAGE,
+            cost_status=ex.cost_status if isinstance(ex.cost_status, str) else NO_USAGE,
             client_ip=ex.client_ip,
         )
 

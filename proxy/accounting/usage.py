@@ -170,19 +170,23 @@ class StreamedOutput:
         return found
 
     def _add(self, choice: int, position: int, delta: dict[str, Any]) -> bool:
+        function = delta.get("function")
+        pieces = [
+            (f, v) for f in ("name", "arguments")
+            if isinstance(function, dict) and isinstance(v := function.get(f), str)
+        ]
+        call_id = delta.get("id")
+        if not pieces and not isinstance(call_id, str):
+            return False  # nothing a tool call is made of
         index = delta.get("index")
         key = (choice, index if isinstance(index, int) else position)
         call = self._calls.get(key)
         if call is None:
             call = self._calls[key] = {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
-        if isinstance(delta.get("id"), str):
-            call["id"] = delta["id"]
+        if isinstance(call_id, str):
+            call["id"] = call_id
         if isinstance(delta.get("type"), str):
             call["type"] = delta["type"]
-        function = delta.get("function")
-        if not isinstance(function, dict):
-            return False
-        pieces = [(f, v) for f in ("name", "arguments") if isinstance(v := function.get(f), str)]
         for field, value in pieces:
             call["function"][field] += value
         return bool(pieces)
