@@ -261,12 +261,15 @@ def parse_aliases(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _body_limit(general: GeneralSettings, given: Mapping[str, Any]) -> GeneralSettings:
-    """max_request_body_mb, or the bytes of max_request_bytes (its name until 0.1) when only
-    that is given."""
+    """max_request_body_mb, else LiteLLM's max_request_size_mb, else the bytes of
+    max_request_bytes (our name until 0.1, deprecated)."""
     if general.max_request_bytes is not None:
         log.warning("config: general_settings.max_request_bytes is deprecated; "
                     "use max_request_body_mb (MiB)")
-        if "max_request_body_mb" not in given:
+    if "max_request_body_mb" not in given:
+        if general.max_request_size_mb is not None:
+            general = dataclasses.replace(general, max_request_body_mb=general.max_request_size_mb)
+        elif general.max_request_bytes is not None:
             general = dataclasses.replace(
                 general, max_request_body_mb=general.max_request_bytes / (1024 * 1024)
             )

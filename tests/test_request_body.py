@@ -11,6 +11,7 @@ import pytest
 
 from proxy.api.body import model_from_prefix
 from proxy.config import parse_config
+from proxy.errors import ConfigError
 
 from .conftest import MASTER_KEY, default_raw_config
 
@@ -92,6 +93,11 @@ def test_max_request_bytes_still_accepted_with_a_warning(caplog):
     both = parse_config({"general_settings": {"max_request_bytes": 2048, "max_request_body_mb": 5}}, env={})
     assert both.general.max_request_body_mb == 5
     assert parse_config({}, env={}).general.max_request_body_bytes == 32 * 1024 * 1024
+    # LiteLLM's name for it works as is
+    litellm = parse_config({"general_settings": {"max_request_size_mb": 4}}, env={})
+    assert litellm.general.max_request_body_bytes == 4 * 1024 * 1024
+    with pytest.raises(ConfigError, match="max_request_body_mb: must be > 0"):
+        parse_config({"general_settings": {"max_request_body_mb": 0}}, env={})
 
 
 @pytest.mark.parametrize(
