@@ -85,7 +85,9 @@ class GeneralSettings:
     max_request_body_mb: float = setting(
         32.0, "Largest request body accepted, in MiB; a larger one is refused with 413."
     )
-    max_request_size_mb: float | None = setting(None, "LiteLLM's name for max_request_body_mb (used when that is not set).")
+    max_request_size_mb: float | None = setting(
+        None, "LiteLLM's name for max_request_body_mb (used when that is not set)."
+    )
     max_request_bytes: int | None = setting(None, "Deprecated: use max_request_body_mb.")
     metrics_auth: bool = setting(False, "Require the master key on /metrics.")
     require_auth_for_metrics_endpoint: bool = setting(
