@@ -127,7 +127,6 @@ class GeneralSettings:
         "past it they are spilled at once."
     )
 
-
     @property
     def max_request_body_bytes(self) -> int:
         return int(self.max_request_body_mb * 1024 * 1024)
