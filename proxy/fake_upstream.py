@@ -237,7 +237,7 @@ async def embeddings(request: web.Request) -> web.Response:
     dims = request.app[OPTIONS].embedding_dims
     data = []
     for index, item in enumerate(items):
-        digest = hashlib.sha256(str(item).encode()).digest()
+        digest = hashlib.sha256(str(item).encode("utf-8", "surrogatepass")).digest()
         data.append({"object": "embedding", "index": index, "embedding": [b / 255 for b in digest[:dims]]})
     tokens = sum(_tokens(str(i)) for i in items)
     payload: dict[str, Any] = {"object": "list", "data": data, "model": model}
