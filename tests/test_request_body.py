@@ -136,8 +136,8 @@ GOOD = HEAD + b'hi"}]}'
     "headers, body, status, code",
     [
         # a key that is not UTF-8 (aiohttp hands it over as lone surrogates) is just a wrong key
-        (b"Authorization: Bearer \xe9\xff\r\n", GOOD, 401, b'"invalid_api_key"'),
-        (b"x-api-key: \xff\r\n", GOOD, 401, b'"invalid_api_key"'),
+        (b"Authorization: Bearer \xe9\xff\r\n", GOOD, 401, b'"authentication_error"'),
+        (b"x-api-key: \xff\r\n", GOOD, 401, b'"authentication_error"'),
         # a body that is not what its Content-Encoding says
         (f"Authorization: Bearer {MASTER_KEY}\r\nContent-Encoding: gzip\r\n".encode(), GOOD, 400, b'"invalid_body"'),
         # bytes that spell a UTF-16 surrogate are not UTF-8 (json.loads alone would take them)
