@@ -167,6 +167,7 @@ def parse_config(
             raise ConfigError(f"general_settings.{key}: must be >= 0 seconds")
     if general.request_log_max_backlog < 1:
         raise ConfigError("general_settings.request_log_max_backlog: must be at least 1")
+    general = _body_limit(general, raw.get("general_settings") or {})
 
     litellm = reader.build(LitellmSettings, raw.get("litellm_settings") or {}, "litellm_settings")
     if litellm.budget_duration is not None:
@@ -257,6 +258,24 @@ def parse_aliases(value: dict[str, Any]) -> dict[str, Any]:
         else:
             raise ConfigError(f"{key}: expected a model name or {{model, hidden}}, got {target!r}")
     return aliases
+
+
+def _body_limit(general: GeneralSettings, given: Mapping[str, Any]) -> GeneralSettings:
+    """max_request_body_mb, else LiteLLM's max_request_size_mb, else the bytes of
+    max_request_bytes (our name until 0.1, deprecated)."""
+    if general.max_request_bytes is not None:
+        log.warning("config: general_settings.max_request_bytes is deprecated; "
+                    "use max_request_body_mb (MiB)")
+    if "max_request_body_mb" not in given:
+        if general.max_request_size_mb is not None:
+            general = dataclasses.replace(general, max_request_body_mb=general.max_request_size_mb)
+        elif general.max_request_bytes is not None:
+            general = dataclasses.replace(
+                general, max_request_body_mb=general.max_request_bytes / (1024 * 1024)
+            )
+    if general.max_request_body_mb <= 0:
+        raise ConfigError("general_settings.max_request_body_mb: must be > 0")
+    return general
 
 
 def parse_duration(value: str, key: str = "duration") -> int:

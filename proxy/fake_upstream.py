@@ -3,7 +3,10 @@
 The upstream model name steers behaviour, so a config can point a model at a failure:
   error-<status>     always answers that HTTP status with an OpenAI error body
   slow-<seconds>     waits that long before answering (timeouts)
-  nousage            never reports usage (the gateway must estimate)
+  nousage            never reports usage (the gateway must estimate); also inside another name
+  toolcall           answers with a tool call whose arguments carry the reply (streamed in pieces)
+  reasoning          thinks first: the reply words also arrive as `reasoning_content`
+  echo               replies with the request body it received, as JSON text (not streamed)
   cutoff             streams a few chunks, then drops the connection
   strict             rejects stream_options with 400, as some older servers do
   context-window     answers 400 context_length_exceeded, as OpenAI does for a too-long prompt
@@ -92,7 +95,7 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
     options = request.app[OPTIONS]
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return _error(400, "invalid JSON")
     model = str(body.get("model", ""))
     request.app[SEEN].append((request.path, body))
@@ -140,6 +143,8 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
     if isinstance(max_tokens, int) and max_tokens > 0:
         count = min(count, max_tokens)
     words = _reply_words(prompt, count)
+    if model == "echo":
+        words = [json.dumps(body, sort_keys=True)]
     usage = {
         "prompt_tokens": _tokens(prompt),
         "completion_tokens": len(words),
@@ -147,11 +152,22 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
     }
     if model == "hugeusage":  # a provider's bug, or a hostile one: 1e19 is a JSON float
         usage = {"prompt_tokens": 1e19, "completion_tokens": len(words), "total_tokens": 1e19}
-    report_usage = model != "nousage"
+    report_usage = "nousage" not in model
+    tool_call = chat and "toolcall" in model
+    reasoning = chat and "reasoning" in model
+    if reasoning:
+        usage["completion_tokens"] += len(words)
+        usage["total_tokens"] += len(words)
+        usage["completion_tokens_details"] = {"reasoning_tokens": len(words)}
     if not body.get("stream"):
         text = " ".join(words)
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if tool_call:
+            message = {"role": "assistant", "content": None, "tool_calls": [_tool_call(rid, json.dumps({"query": text}))]}
+        if reasoning:
+            message["reasoning_content"] = text
         choice = (
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if tool_call else "stop"}
             if chat
             else {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
         )
@@ -164,10 +180,23 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     chunk_obj = "chat.completion.chunk" if chat else "text_completion"
+    if reasoning:
+        for i, word in enumerate(words):
+            delta = {"reasoning_content": word if i == 0 else " " + word}
+            thought = {"id": rid, "object": chunk_obj, "created": created, "model": model,
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            if include_usage:
+                thought["usage"] = None
+            await response.write(b"data: " + json.dumps(thought, separators=(",", ":")).encode() + b"\n\n")
+    if tool_call:  # the arguments stream in pieces: '{"query": "', then the words, then '"}'
+        words = ['{"query": "' + words[0], *words[1:], '"}']
     for i, word in enumerate(words):
-        piece = word if i == 0 else " " + word
+        piece = word if i == 0 or word == '"}' else " " + word
         choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None} if chat else {
             "index": 0, "text": piece, "finish_reason": None}
+        if tool_call:
+            call = {"index": 0, **(_tool_call(rid, piece) if i == 0 else {"function": {"arguments": piece}})}
+            choice["delta"] = {"content": None, "tool_calls": [call]}
         if chat and i == 0:
             choice["delta"]["role"] = "assistant"
         chunk: dict[str, Any] = {"id": rid, "object": chunk_obj, "created": created, "model": model, "choices": [choice]}
@@ -180,7 +209,7 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
             return response
         if options.chunk_delay:
             await asyncio.sleep(options.chunk_delay)
-    final = {"index": 0, "delta": {}, "finish_reason": "stop"} if chat else {"index": 0, "text": "", "finish_reason": "stop"}
+    final = {"index": 0, "delta": {}, "finish_reason": "tool_calls" if tool_call else "stop"} if chat else {"index": 0, "text": "", "finish_reason": "stop"}
     last: dict[str, Any] = {"id": rid, "object": chunk_obj, "created": created, "model": model, "choices": [final]}
     if include_usage:
         last["usage"] = None
@@ -193,6 +222,11 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
     return response
 
 
+def _tool_call(rid: str, arguments: str) -> dict[str, Any]:
+    return {"id": "call_" + rid[-12:], "type": "function",
+            "function": {"name": "lookup", "arguments": arguments}}
+
+
 async def embeddings(request: web.Request) -> web.Response:
     pre = await _preamble(request)
     if isinstance(pre, web.Response):
@@ -203,11 +237,11 @@ async def embeddings(request: web.Request) -> web.Response:
     dims = request.app[OPTIONS].embedding_dims
     data = []
     for index, item in enumerate(items):
-        digest = hashlib.sha256(str(item).encode()).digest()
+        digest = hashlib.sha256(str(item).encode("utf-8", "surrogatepass")).digest()
         data.append({"object": "embedding", "index": index, "embedding": [b / 255 for b in digest[:dims]]})
     tokens = sum(_tokens(str(i)) for i in items)
     payload: dict[str, Any] = {"object": "list", "data": data, "model": model}
-    if model != "nousage":
+    if "nousage" not in model:
         payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
     return web.json_response(payload)
 

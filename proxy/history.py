@@ -176,6 +176,8 @@ def _record(rng: random.Random, serial: int, seed: int, epoch: float, model: Mod
         record.error_type = error_type
         record.response = message
         record.latency = round(30.0 if status == 504 else latency * rng.random() * 0.3 + 0.01, 4)
+        # Each of these reached the provider (its errors, a reset, a timeout): it was waited on.
+        record.upstream_latency = round(record.latency * 0.97, 4)
         # Failed requests carry no usage (as the gateway logs them): 0 tokens, no cost.
         record.cost_status = "none" if model.input_price else "unpriced"
         return record

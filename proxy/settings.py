@@ -82,7 +82,13 @@ class GeneralSettings:
     store_prompts: bool = setting(True, "Store request messages and response text in the log.")
     max_stored_chars: int = setting(10000, "Cap on stored messages/response text per row.")
     request_timeout: float = setting(600.0, "Default upstream timeout in seconds.")
-    max_request_bytes: int = setting(32 * 1024 * 1024, "Largest request body accepted.")
+    max_request_body_mb: float = setting(
+        32.0, "Largest request body accepted, in MiB; a larger one is refused with 413."
+    )
+    max_request_size_mb: float | None = setting(
+        None, "LiteLLM's name for max_request_body_mb (used when that is not set)."
+    )
+    max_request_bytes: int | None = setting(None, "Deprecated: use max_request_body_mb.")
     metrics_auth: bool = setting(False, "Require the master key on /metrics.")
     require_auth_for_metrics_endpoint: bool = setting(
         False, "Require a valid key (master or virtual) on /metrics, as LiteLLM does."
@@ -120,6 +126,10 @@ class GeneralSettings:
         10000, "Request-log rows held in memory at most while the database refuses writes; "
         "past it they are spilled at once."
     )
+
+    @property
+    def max_request_body_bytes(self) -> int:
+        return int(self.max_request_body_mb * 1024 * 1024)
 
 
 @dataclass(frozen=True)

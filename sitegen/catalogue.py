@@ -104,6 +104,13 @@ TODAY = Window("today")
 MODEL, USER, KEY = C("model", "Model"), C("user_id", "User"), C("key_alias", "Key")
 REQUESTS = C("requests", "Requests", "int")
 DETAILS = frozenset
+#: Which requests latency percentiles count (sitegen/queries.py, Datasette and the p95 alert agree).
+LATENCY_DEFINITION = (
+    "Latency percentiles count the requests that reached an upstream provider: successes and "
+    "upstream failures (timeouts, provider errors, hang-ups), not requests the gateway refused "
+    "itself (invalid, unauthorised, unknown model, too large, over budget or rate limit); "
+    "every request on a log without upstream_latency."
+)
 
 TABLES: tuple[TableDef, ...] = (
     # -- overview
@@ -114,7 +121,7 @@ TABLES: tuple[TableDef, ...] = (
         C("error_rate", "Error rate", "pct"), C("error_rate_change", "vs previous", "change"),
         C("p95_latency", "p95 latency", "sec"), C("p95_latency_change", "vs previous", "change"),
     ), LAST_30, "Today is compared with yesterday up to the same time of day; the last 7 and 30 "
-       "days with the 7 and 30 days before them. p95 latency counts successful requests."),
+       "days with the 7 and 30 days before them. " + LATENCY_DEFINITION),
     TableDef("todays_stats", "Today's stats", q.TODAYS_STATS, (
         REQUESTS, C("tokens", "Tokens", "int"), C("cost", "Cost", "usd"),
         C("errors", "Errors", "int"), C("errors_last_hour", "Errors in the last hour", "int"),
@@ -187,15 +194,15 @@ TABLES: tuple[TableDef, ...] = (
     ), LAST_7, datasette="token_efficiency"),
     # -- performance
     TableDef("latency_percentiles", "Latency percentiles by model", q.LATENCY_PERCENTILES, (
-        MODEL, C("requests", "Successful requests", "int"), C("p50", "p50", "sec"),
+        MODEL, C("requests", "Requests", "int"), C("p50", "p50", "sec"),
         C("p95", "p95", "sec"), C("p99", "p99", "sec"),
-    ), LAST_7, "Nearest-rank percentiles of successful requests, received to last byte.",
+    ), LAST_7, "Nearest-rank percentiles, received to last byte. " + LATENCY_DEFINITION,
         datasette="latency_percentiles"),
     TableDef("daily_latency_percentiles", "Daily latency percentiles by model",
              q.DAILY_LATENCY_PERCENTILES, (
-                 C("date", "Date", "date"), MODEL, C("requests", "Successful requests", "int"),
+                 C("date", "Date", "date"), MODEL, C("requests", "Requests", "int"),
                  C("p50", "p50", "sec"), C("p95", "p95", "sec"), C("p99", "p99", "sec"),
-             ), DAYS_30, show_rows=20),
+             ), DAYS_30, LATENCY_DEFINITION, show_rows=20),
     TableDef("latency_by_model", "Average response time by model", q.LATENCY_BY_MODEL, (
         MODEL, REQUESTS, C("avg_latency", "Average", "sec"), C("min_latency", "Min", "sec"),
         C("max_latency", "Max", "sec"),

@@ -145,10 +145,10 @@ class Reader:
         params = {"start": stamp(start), "end": stamp(end)}
         totals = self._all(q.PERIOD_TOTALS, params)[0]
         requests, errors = int(totals["requests"]), int(totals["errors"])
-        successes = requests - errors
+        counted = int(self._all(q.LATENCY_COUNT, params)[0]["n"])
         p95 = None
-        if successes:
-            rank = (95 * successes + 99) // 100
+        if counted:
+            rank = (95 * counted + 99) // 100
             found = self._all(q.LATENCY_AT_RANK, {**params, "offset": rank - 1})
             p95 = round(float(found[0]["latency"]), 4) if found else None
         return {

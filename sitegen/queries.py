@@ -7,7 +7,19 @@ keeps every windowed query a range scan of idx_request_log_time_cover.
 
 Percentiles are nearest-rank: the value at rank ceil(p * n) in ascending order, with
 ceil(p * n) written in integer arithmetic as (p100 * n + 99) / 100.
+
+Latency percentiles (here, in datasette/metadata.yml and the p95 alert) are over the requests
+that reached an upstream provider, `upstream_latency IS NOT NULL`: successes and upstream
+failures (timeouts, provider errors, hang-ups after the call), not what the gateway refused
+itself (400, 401, 403, 404, 413, 429), which would pull the percentiles toward 0. A log written
+before upstream_latency existed counts every request: LATENCY_POPULATION's NATURAL LEFT JOIN
+supplies the column (as 0) only where request_log lacks it; where it has it, the join is on
+that column and keeps each row once, as it is.
 """
+
+#: FROM and WHERE of the requests latency percentiles are taken over (see above).
+LATENCY_POPULATION = "request_log NATURAL LEFT JOIN (SELECT 0 AS upstream_latency) AS guide_only"
+REACHED_UPSTREAM = "upstream_latency IS NOT NULL"
 
 # -- log-wide facts ------------------------------------------------------------------------
 
@@ -27,10 +39,15 @@ FROM request_log
 WHERE timestamp >= :start AND timestamp < :end
 """
 
-#: The latency at one rank among successful requests of a window (:offset = rank - 1).
-LATENCY_AT_RANK = """
-SELECT latency FROM request_log
-WHERE timestamp >= :start AND timestamp < :end AND status_code < 400
+#: How many requests of a window latency percentiles count, and the latency at one rank
+#: among them (:offset = rank - 1).
+LATENCY_COUNT = f"""
+SELECT COUNT(*) AS n FROM {LATENCY_POPULATION}
+WHERE timestamp >= :start AND timestamp < :end AND {REACHED_UPSTREAM}
+"""
+LATENCY_AT_RANK = f"""
+SELECT latency FROM {LATENCY_POPULATION}
+WHERE timestamp >= :start AND timestamp < :end AND {REACHED_UPSTREAM}
 ORDER BY latency LIMIT 1 OFFSET :offset
 """
 
@@ -239,13 +256,13 @@ GROUP BY model
 ORDER BY avg_latency, model
 """
 
-LATENCY_PERCENTILES = """
+LATENCY_PERCENTILES = f"""
 WITH ranked AS (
     SELECT model, latency,
            ROW_NUMBER() OVER (PARTITION BY model ORDER BY latency) AS rank,
            COUNT(*) OVER (PARTITION BY model) AS n
-    FROM request_log
-    WHERE timestamp >= :start AND timestamp < :end AND status_code < 400
+    FROM {LATENCY_POPULATION}
+    WHERE timestamp >= :start AND timestamp < :end AND {REACHED_UPSTREAM}
 )
 SELECT model, n AS requests,
        ROUND(MAX(CASE WHEN rank = (50 * n + 99) / 100 THEN latency END), 4) AS p50,
@@ -256,13 +273,13 @@ GROUP BY model
 ORDER BY model
 """
 
-DAILY_LATENCY_PERCENTILES = """
+DAILY_LATENCY_PERCENTILES = f"""
 WITH ranked AS (
     SELECT DATE(timestamp) AS date, model, latency,
            ROW_NUMBER() OVER (PARTITION BY DATE(timestamp), model ORDER BY latency) AS rank,
            COUNT(*) OVER (PARTITION BY DATE(timestamp), model) AS n
-    FROM request_log
-    WHERE timestamp >= :start AND timestamp < :end AND status_code < 400
+    FROM {LATENCY_POPULATION}
+    WHERE timestamp >= :start AND timestamp < :end AND {REACHED_UPSTREAM}
 )
 SELECT date, model, n AS requests,
        ROUND(MAX(CASE WHEN rank = (50 * n + 99) / 100 THEN latency END), 4) AS p50,

@@ -7,8 +7,9 @@ TCP port (pytest-aiohttp's server, port 0) in front of `fake_upstream`, and retu
 
 from __future__ import annotations
 
+import socket
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from proxy.config import parse_config
-from proxy.demo.processes import free_port
+from proxy.demo.processes import free_port  # noqa: F401 (tests import it from here)
 from proxy.fake_upstream import FakeOptions, create_fake_app
 from proxy.server.app import create_app
 from proxy.state import WRITER
@@ -93,8 +94,12 @@ def upstream_base(fake_upstream: TestServer) -> str:
 
 
 @pytest.fixture
-def dead_base() -> str:
-    return f"http://127.0.0.1:{free_port()}/v1"
+def dead_base() -> Iterator[str]:
+    # A port held bound but not listening refuses connections, and no server started later in
+    # the test (on port 0) can be given it, as happened with a free port that was let go.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}/v1"
 
 
 @pytest.fixture

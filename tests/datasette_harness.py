@@ -98,11 +98,14 @@ def request_records(now: float) -> list[RequestRecord]:
             cost_status="priced",
             client_ip="127.0.0.1",
         )
+        record.upstream_latency = round(record.latency * 0.9, 4)
         if failed:
             failure = FAILURES[(i // 6) % len(FAILURES)]
             record.status_code, record.error_type, record.response = failure
             record.completion_tokens, record.total_tokens, record.cost = 0, prompt, 0.0
             record.cost_status = "none"
+            if record.status_code != 500:  # refused by the gateway itself: never sent upstream
+                record.upstream_latency = None
         records.append(record)
     return records
 

@@ -41,7 +41,7 @@ def hostile_records() -> list[RequestRecord]:
             model=HOSTILE, user_id=HOSTILE_ATTR + HOSTILE,
             messages=f'[{{"role": "user", "content": "{HOSTILE}"}}]',
             response="ok", prompt_tokens=90_000, completion_tokens=10, total_tokens=90_010,
-            cost=9.5 + i, latency=1.5, time_to_first_token=0.4, status_code=200,
+            cost=9.5 + i, latency=1.5, upstream_latency=1.4, time_to_first_token=0.4, status_code=200,
             cost_status="unpriced" if i == 2 else "priced", **common,
         )
         for i in range(3)

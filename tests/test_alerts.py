@@ -48,6 +48,7 @@ def write_log(path: Path, now: float) -> None:
             status_code=500 if i % 4 == 0 else 200,
             cost=0.2,
             latency=8.0 + (i % 10) / 10 if slow else 0.4,
+            upstream_latency=7.5 if slow else 0.3,  # each reached the provider
             total_tokens=10,
         ))
     writer.stop()

@@ -53,3 +53,18 @@ def test_last_line_without_newline_is_forwarded():
     acct = _StreamAccounting(ex, strip_usage=True)
     assert acct.feed(b"data: [DO") == b""
     assert acct.flush() == b"data: [DO"
+
+
+def test_odd_upstream_chunks_are_forwarded_and_never_raise():
+    """A chunk nested too deeply for the parser, usage the size of 1e999, choices of the wrong
+    shape: forwarded as they came, the accounting takes what it can."""
+    deep = b"data: {\"choices\": " + b"[" * 100_000 + b"]" * 100_000 + b"}\n\n"
+    odd = (event({"choices": "nope", "usage": {"prompt_tokens": 1e999, "completion_tokens": "x"}})
+           + event({"choices": [None, 3, {"delta": {"tool_calls": [None, {"function": "f"}, {"index": "0"}]}}]})
+           + event({"choices": [{"index": 0, "delta": {"reasoning": "thinking", "content": "ok"}}]}))
+    ex = Exchange(endpoint="/v1/chat/completions")
+    acct = _StreamAccounting(ex, strip_usage=False)
+    assert acct.feed(deep + odd) == deep + odd
+    acct.finish()
+    assert ex.response_text == "ok" and ex.extra_output_chars == len("thinking")
+    assert (ex.usage.prompt_tokens, ex.usage.completion_tokens) == (0, 0)

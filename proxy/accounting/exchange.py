@@ -43,11 +43,17 @@ class Exchange:
     #: keeps the name the client asked for).
     routed_model: str | None = None
     attempts: int = 0  # upstream calls made: retries on other deployments and fallbacks count
+    #: When the request was sent upstream; None while (and unless) one has it. A connection
+    #: that failed to open leaves it None: nothing reached a provider.
     upstream_started: float | None = None
     upstream_finished: float | None = None
+    #: The HTTP status the upstream answered with (the last one, when it was asked twice).
+    upstream_status: int | None = None
     first_token_at: float | None = None
     usage: TokenUsage | None = None
     response_text: str | None = None
+    #: Output characters beside `response_text` (reasoning; tool calls next to text), for estimates.
+    extra_output_chars: int = 0
     cost: float | None = None
     cost_status: str | None = None
     status: int = 0
@@ -69,6 +75,15 @@ class Exchange:
         self.status = status
         self.error_type = error_type
         self.error_message = message
+
+    @property
+    def billable(self) -> bool:
+        """Did a provider take this request, so that it charges for it? Once sent, yes, even
+        when the client hung up or the answer broke off — unless the provider refused it with
+        an error status, which providers do not bill."""
+        if self.upstream_started is None:
+            return False
+        return self.upstream_status is None or self.upstream_status < 400
 
     @property
     def latency(self) -> float:

@@ -36,14 +36,23 @@ class RequestLogger:
         self.json_logs = json_logs
 
     def price(self, ex: Exchange) -> None:
-        """Fill usage (estimating when the upstream gave none) and cost, once."""
+        """Fill usage (estimating when the upstream gave none) and cost, once. Never raises:
+        a request the accounting cannot price is logged at cost 0 (and the error at ERROR)."""
         if ex.cost is not None:
             return
-        # Estimate when the upstream produced something but no usage: a success without a
-        # usage block, or a stream that broke off (either side) after some text.
-        produced = ex.status < 400 or bool(ex.response_text)
-        if ex.usage is None and produced and ex.body is not None and ex.target is not None:
-            ex.usage = estimate(prompt_text(ex.body), ex.response_text or "")
+        try:
+            self._price(ex)
+        except Exception:
+            log.exception("cannot price request %s; logged at cost 0", ex.request_id)
+            ex.cost, ex.cost_status = 0.0, NO_USAGE
+
+    @staticmethod
+    def _price(ex: Exchange) -> None:
+        # Once a provider took the request it charges for the prompt, whether or not an answer
+        # (or its usage) came back: estimate what the upstream did not report, so a client
+        # that hangs up early pays like one that waited.
+        if ex.usage is None and ex.billable and ex.body is not None and ex.target is not None:
+            ex.usage = estimate(prompt_text(ex.body), ex.response_text or "", ex.extra_output_chars)
         if ex.usage is None or ex.target is None:
             ex.cost, ex.cost_status = 0.0, NO_USAGE
             return
@@ -51,22 +60,58 @@ class RequestLogger:
         ex.cost, ex.cost_status = ex.target.price.cost(u.prompt_tokens, u.completion_tokens, u.cached_tokens)
 
     def finish(self, ex: Exchange) -> RequestRecord | None:
-        """Log `ex` exactly once; later calls are no-ops."""
+        """Log `ex` exactly once; later calls are no-ops.
+
+        Never raises: when the row cannot be built a fallback row (status, model, key, error)
+        is logged instead, and the hooks run whatever happened, because they release what
+        the request holds (a parallel-request slot, the in-flight gauge).
+        """
         if ex.logged:
             return None
         ex.logged = True
-        if ex.finished_at is None:
-            ex.finished_at = time.perf_counter()
-        self.price(ex)
-        record = self._record(ex)
-        self.writer.submit(record)
-        self._access_line(ex, record)
-        for hook in self.hooks:
-            try:
-                hook.complete(ex, record)
-            except Exception:
-                log.exception("request hook %s failed", type(hook).__name__)
+        record: RequestRecord | None = None
+        try:
+            if ex.finished_at is None:
+                ex.finished_at = time.perf_counter()
+            self.price(ex)
+            record = self._record(ex)
+        except Exception:
+            log.exception("cannot build the log row of request %s; logging a fallback row", ex.request_id)
+            record = self._fallback(ex)
+        try:
+            self.writer.submit(record)
+            self._access_line(ex, record)
+        except Exception:
+            log.exception("cannot log request %s", ex.request_id)
+        finally:
+            for hook in self.hooks:
+                try:
+                    hook.complete(ex, record)
+                except Exception:
+                    log.exception("request hook %s failed", type(hook).__name__)
         return record
+
+    @staticmethod
+    def _fallback(ex: Exchange) -> RequestRecord:
+        """The row of a request whose full row could not be built: only fields that cannot fail."""
+        principal = ex.principal
+        return RequestRecord(
+            timestamp=utc_timestamp(ex.started_wall),
+            request_id=ex.request_id,
+            endpoint=ex.endpoint,
+            model=ex.model if isinstance(ex.model, str) else "",
+            response=ex.error_message if isinstance(ex.error_message, str) else None,
+            cost=ex.cost if isinstance(ex.cost, float) and ex.cost == ex.cost else 0.0,
+            latency=round(ex.latency, 6),
+            status_code=ex.status or 500,
+            stream=int(bool(ex.stream)),
+            key_hash=principal.key_hash if principal else None,
+            key_alias=principal.key_alias if principal else None,
+            team_id=principal.team_id if principal else None,
+            error_type=ex.error_type,
+            cost_status=ex.cost_status if isinstance(ex.cost_status, str) else NO_USAGE,
+            client_ip=ex.client_ip,
+        )
 
     def _record(self, ex: Exchange) -> RequestRecord:
         u = ex.usage
@@ -100,7 +145,7 @@ class RequestLogger:
             team_id=principal.team_id if principal else None,
             provider=target.provider if target else None,
             upstream_model=target.deployment.litellm_params.model if target else None,
-            api_base=target.api_base if target else None,
+            api_base=target.public_api_base if target else None,
             time_to_first_token=_round(ex.time_to_first_token),
             upstream_latency=_round(ex.upstream_latency),
             error_type=ex.error_type,
@@ -109,7 +154,7 @@ class RequestLogger:
             tokens_estimated=int(bool(u and u.estimated)),
             cost_status=ex.cost_status or NO_USAGE,
             client_ip=ex.client_ip,
-            metadata=json.dumps(metadata, sort_keys=True, default=str) if metadata else None,
+            metadata=_json(metadata, sort_keys=True) if metadata else None,
             model_group=ex.model_group,
             attempts=ex.attempts,
         )
@@ -117,7 +162,7 @@ class RequestLogger:
     def _stored_messages(self, body: dict) -> str | None:
         for key in ("messages", "prompt", "input"):
             if key in body:
-                return self._cap(json.dumps(body[key], ensure_ascii=False, default=str))
+                return self._cap(_json(body[key], ensure_ascii=False))
         return None
 
     def _cap(self, text: str | None) -> str | None:
@@ -159,6 +204,14 @@ def one_line(text: str) -> str:
     """Client text as it may appear in a text log line: a model name with a newline in it
     must not forge a second line (grep would believe it)."""
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _json(value: object, **options: bool) -> str | None:
+    """Client JSON as stored text; None for what cannot be written back (nested too deeply)."""
+    try:
+        return json.dumps(value, default=str, **options)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _round(value: float | None) -> float | None:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from ..accounting import usage as usage_mod
 from ..accounting.exchange import Exchange
-from ..errors import CLIENT_CLOSED, BadRequest
+from ..errors import CLIENT_CLOSED, NotFound
 from ..routing.fallbacks import open_model
-from ..server.auth import bearer_token
-from ..state import AUTH, CLIENT, HOOKS, REQUEST_LOGGER, ROUTER, TRUSTED_PROXIES
+from ..server.auth import Principal, bearer_token
+from ..state import AUTH, CLIENT, CONFIG, HOOKS, REQUEST_LOGGER, ROUTER, TRUSTED_PROXIES
+from .body import model_from_prefix, parse_body, read_body, read_prefix
 from .streaming import relay_stream
+from .validation import validate
 
 EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange", Exchange)
 
@@ -61,14 +62,17 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
     upstream_path, kind = LLM_ROUTES[request.path]
     app = request.app
 
-    raw = await request.read()
+    # The headers say who is calling: a stranger's body is never read past its prefix.
     try:
         ex.principal = await app[AUTH].authenticate(bearer_token(request))
     except Exception:
-        _peek_model(ex, raw)  # so the failed-auth row still says which model was wanted
+        # so the failed-auth row still says which model was wanted
+        ex.model = model_from_prefix(await read_prefix(request))
         raise
-    ex.body = _parse_body(raw)
-    ex.model = _model_of(ex.body)
+    ex.body = parse_body(await read_body(request, ex, app[CONFIG].general.max_request_body_mb))
+    model = ex.body.get("model")
+    ex.model = model if isinstance(model, str) else ""  # the row names it even when refused
+    validate(ex.body, kind)
     ex.stream = kind != "embedding" and ex.body.get("stream") is True
 
     router = app[ROUTER]
@@ -77,7 +81,14 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
     routed = ex.principal.route(ex.model, router.group_of)
     if routed != ex.model:
         ex.routed_model = routed
-    router.require(routed)
+    try:
+        router.require(routed)
+    except NotFound:
+        # Name only the models this key may use: the rest are none of its business.
+        available = ", ".join(visible_models(request, ex.principal)) or "none"
+        raise NotFound(
+            f"The model `{routed}` does not exist. Available models: {available}.", param="model"
+        ) from None
     for hook in app[HOOKS]:
         await hook.admit(ex)
 
@@ -108,9 +119,14 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def visible_models(request: web.Request, principal: Principal) -> list[str]:
+    """The model names /v1/models lists for `principal`."""
+    return [m for m in request.app[ROUTER].visible_names if principal.may_use(m)]
+
+
 async def list_models(request: web.Request) -> web.Response:
     principal = await request.app[AUTH].authenticate(bearer_token(request))
-    names = [m for m in request.app[ROUTER].visible_names if principal.may_use(m)]
+    names = visible_models(request, principal)
     return web.json_response(
         {
             "object": "list",
@@ -132,41 +148,14 @@ def routing_headers(ex: Exchange) -> dict[str, str]:
     return {"x-litellm-model-id": ex.target.deployment_id, "x-litellm-model-group": ex.model_group or ""}
 
 
-def _parse_body(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        raise BadRequest("Request body is empty: expected a JSON object.")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}.") from None
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object.")
-    return body
-
-
-def _model_of(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("You must provide a model parameter.", param="model")
-    return model
-
-
-def _peek_model(ex: Exchange, raw: bytes) -> None:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return
-    if isinstance(body, dict) and isinstance(body.get("model"), str):
-        ex.model = body["model"]
-
-
 def _account_response(ex: Exchange, body: bytes, kind: str) -> None:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return
     if not isinstance(payload, dict):
         return
     ex.usage = usage_mod.from_openai(payload.get("usage"))
     if kind != "embedding":
         ex.response_text = usage_mod.response_text(payload)
+        ex.extra_output_chars = usage_mod.response_extra_chars(payload)

@@ -1,9 +1,9 @@
 """Server-sent events relayed chunk by chunk, with usage accounted on the way through.
 
-When the client did not ask for usage we ask the upstream for it (stream_options.include_usage)
-and take it back out: the final usage-only event is dropped and the `"usage":null` that
-OpenAI-style servers then add to every chunk is removed, so the client receives exactly the
-stream it asked for while the log gets true token counts.
+When the client did not ask for usage (`stream_options.include_usage` is not `true`) we ask
+the upstream for it and take it back out: the final usage-only event is dropped and the
+`"usage":null` that OpenAI-style servers then add to every chunk is removed, so the client
+receives exactly the stream it asked for while the log gets true token counts.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..accounting.exchange import Exchange
 from ..errors import CLIENT_CLOSED, GatewayError
 from ..routing.fallbacks import open_model
 from ..routing.router import Router
+from ..routing.upstream import client_wants_usage
 
 log = logging.getLogger("proxy.stream")
 
@@ -40,6 +41,7 @@ class _StreamAccounting:
         self.ex = ex
         self.strip_usage = strip_usage
         self.text: list[str] = []
+        self.output = usage_mod.StreamedOutput()  # tool calls and reasoning
         self.pending = b""
         self._skip_blank = False
 
@@ -82,6 +84,10 @@ class _StreamAccounting:
                 block = block.replace(null, b"")
         return block
 
+    def finish(self) -> None:
+        """Put what was streamed on the exchange (also after a hang-up or a break)."""
+        self.ex.response_text, self.ex.extra_output_chars = self.output.finish("".join(self.text))
+
     def _inspect(self, line: bytes) -> bool:
         """Account one data line; True when it is the usage event the client did not ask for."""
         payload = line[5:].strip()
@@ -89,15 +95,15 @@ class _StreamAccounting:
             return False  # [DONE], or not JSON: forwarded untouched
         try:
             chunk, _ = _DECODE(payload.decode("utf-8"))
-        except ValueError:  # UnicodeDecodeError included
+        except (ValueError, RecursionError):  # UnicodeDecodeError included; nested too deeply
             return False
         if not isinstance(chunk, dict):
             return False
         text = usage_mod.delta_text(chunk)
         if text:
-            if self.ex.first_token_at is None:
-                self.ex.first_token_at = time.perf_counter()
             self.text.append(text)
+        if (self.output.feed(chunk) or text) and self.ex.first_token_at is None:
+            self.ex.first_token_at = time.perf_counter()
         usage = chunk.get("usage")
         if usage is None:
             return False
@@ -114,9 +120,7 @@ async def relay_stream(
     router: Router,
     path: str,
 ) -> web.StreamResponse:
-    options = (ex.body or {}).get("stream_options")
-    client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-    acct = _StreamAccounting(ex, strip_usage=not client_wants_usage)
+    acct = _StreamAccounting(ex, strip_usage=not client_wants_usage(ex.body))
     response: web.StreamResponse | None = None
     try:
         async with open_model(session, ex, router, path, stream=True, include_usage=True) as upstream:
@@ -149,7 +153,7 @@ async def relay_stream(
     except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
         ex.fail(CLIENT_CLOSED, "client_disconnected", f"Client closed the stream ({type(exc).__name__}).")
     finally:
-        ex.response_text = "".join(acct.text)
+        acct.finish()
     assert response is not None
     if ex.status < 400:
         await _write_quietly(response, None)

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from ..accounting.exchange import Exchange
-from ..errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from ..errors import BadRequest, GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from .cooldowns import counts_against_deployment
 from .target import Target
 
@@ -60,6 +60,13 @@ def new_client_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, trust_env=False)
 
 
+def client_wants_usage(body: dict[str, Any] | None) -> bool:
+    """Did the client ask for the stream's usage itself? Only `include_usage: true` does:
+    `stream_options: {}` or `include_usage: false` leaves the usage ours to ask for and hide."""
+    options = (body or {}).get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage: bool) -> bytes:
     """The body sent upstream: the client's, with the upstream model name and the deployment's
     default request parameters where the client set none."""
@@ -67,10 +74,12 @@ def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage:
     payload["model"] = target.upstream_model
     payload.pop("metadata", None)  # LiteLLM's own field, never forwarded
     if include_usage:
-        options = dict(payload.get("stream_options") or {})
-        options["include_usage"] = True
-        payload["stream_options"] = options
-    return json.dumps(payload).encode("utf-8")
+        options = payload.get("stream_options")
+        payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    try:
+        return json.dumps(payload).encode("utf-8")
+    except RecursionError:  # parsed, but too deep to write back out from further down the stack
+        raise BadRequest("Request body is nested too deeply.", code="invalid_json") from None
 
 
 async def attempt(
@@ -89,7 +98,7 @@ async def attempt(
     asked again without it and remembered in `usage_unsupported` (deployment ids), so its
     tokens are estimated.
     """
-    client_asked = isinstance((ex.body or {}).get("stream_options"), dict)
+    client_asked = client_wants_usage(ex.body)
     inject = include_usage and not client_asked and target.deployment_id not in usage_unsupported
     response = await _post(session, ex, target, path, stream=stream, include_usage=inject)
     if inject and response.status == 400:
@@ -101,6 +110,7 @@ async def attempt(
                     target.public_api_base)
         usage_unsupported.add(target.deployment_id)
         response = await _post(session, ex, target, path, stream=stream, include_usage=False)
+    ex.upstream_status = response.status
     if response.status >= 400:
         error = await _upstream_error(response)
         response.release()
@@ -132,13 +142,21 @@ async def _post(
         else aiohttp.ClientTimeout(total=target.timeout)
     )
     body = upstream_payload(ex.body, target, include_usage)
-    ex.upstream_started = time.perf_counter()
+    # upstream_started says a provider has the request (Exchange.billable, the latency
+    # percentiles): a connection that never opened puts back what an earlier attempt left.
+    earlier, ex.upstream_started = ex.upstream_started, time.perf_counter()
     try:
         return await session.post(
             target.url(path), data=body, headers=target.headers, timeout=timeout,
             proxy=target.proxy, proxy_auth=target.proxy_auth, auth=target.auth,
         )
+    except aiohttp.ConnectionTimeoutError:
+        ex.upstream_started = earlier
+        raise AttemptFailed(UpstreamTimeout(
+            f"Upstream for model `{ex.model}` did not accept a connection within {target.timeout:g}s."
+        ), DEPLOYMENT, "timeout") from None
     except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+        ex.upstream_started = earlier
         log.warning("upstream %s unreachable: %s", target.public_api_base, type(exc).__name__)
         raise AttemptFailed(UpstreamUnreachable(
             f"Upstream for model `{ex.model}` is unreachable ({type(exc).__name__})."
@@ -159,7 +177,7 @@ async def _upstream_error(response: aiohttp.ClientResponse) -> UpstreamError:
     try:
         parsed = json.loads(raw)
         body = parsed if isinstance(parsed, dict) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     message = None
     if body and isinstance(body.get("error"), dict):

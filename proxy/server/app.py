@@ -55,7 +55,7 @@ def create_app(
     """Build the gateway. `db_path`/`keys_db_path` override the config's paths (--db, --keys-db)."""
     app = web.Application(
         middlewares=[track_in_flight, errors_and_logging],
-        client_max_size=config.general.max_request_bytes,
+        client_max_size=config.general.max_request_body_bytes,
     )
     app[IN_FLIGHT] = InFlight()
     app[CONFIG] = config

@@ -25,9 +25,18 @@ def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+        return _text(token.strip())
     # Azure-style clients and LiteLLM's UI send the key in these headers.
-    return request.headers.get("api-key") or request.headers.get("x-api-key") or None
+    other = request.headers.get("api-key") or request.headers.get("x-api-key")
+    return _text(other) if other else None
+
+
+def _text(token: str) -> str:
+    """A header value as valid text: aiohttp keeps bytes that are not UTF-8 as lone surrogates,
+    which no key contains and which hashing (UTF-8) would raise on."""
+    if token.isascii():
+        return token
+    return token.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 #: LiteLLM's names for "every model" in a `models` list.

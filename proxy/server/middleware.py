@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..accounting.exchange import Exchange
 from ..api.llm import LLM_ROUTES, new_exchange
 from ..errors import CLIENT_CLOSED, SHUTDOWN_CANCELLED, AuthError, GatewayError, PayloadTooLarge
 from ..state import CONFIG, REQUEST_LOGGER
@@ -19,8 +20,11 @@ auth_log = logging.getLogger("proxy.auth")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(exc: GatewayError) -> web.Response:
-    return web.json_response(exc.envelope(), status=exc.status, headers=exc.headers)
+def error_response(exc: GatewayError, ex: Exchange | None = None) -> web.Response:
+    headers = exc.headers
+    if ex is not None:  # the row's id, as on a success, so a failure can be found in the log
+        headers = {**headers, "x-litellm-call-id": ex.request_id}
+    return web.json_response(exc.envelope(), status=exc.status, headers=headers)
 
 
 @web.middleware
@@ -38,18 +42,20 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
             )
         if ex is not None:
             ex.fail(exc.status, exc.type, exc.message)
-        return error_response(exc)
+        return error_response(exc, ex)
     except web.HTTPRequestEntityTooLarge as exc:
         err = PayloadTooLarge(f"Request body too large ({exc.text}).")
         if ex is not None:
             ex.fail(err.status, err.type, err.message)
-        return error_response(err)
+        return error_response(err, ex)
     except web.HTTPException as exc:
         if exc.status < 400 or not _is_api(request):
             raise
         err = GatewayError(exc.reason)
         err.status, err.type = exc.status, "invalid_request_error"
-        return error_response(err)
+        if ex is not None:
+            ex.fail(err.status, err.type, err.message)
+        return error_response(err, ex)
     except asyncio.CancelledError:
         # Shutdown cancels what outlives shutdown_grace; aiohttp may cancel a handler whose
         # client went away (also mid-stream, after a 200 went out). Either way the row keeps
@@ -68,10 +74,16 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         if ex is not None:
             ex.fail(500, "internal_error", f"Internal error: {type(exc).__name__}")
         err = GatewayError("Internal error in the gateway; see gateway.log.")
-        return error_response(err)
+        return error_response(err, ex)
     finally:
         if ex is not None:
-            request.app[REQUEST_LOGGER].finish(ex)
+            # finish() logs a fallback row rather than raise, and releases what the request
+            # holds (its hooks' slots and gauges) whatever happens; the guard keeps the answer
+            # going out even if that promise is ever broken.
+            try:
+                request.app[REQUEST_LOGGER].finish(ex)
+            except Exception:
+                log.exception("request %s: logging failed", ex.request_id)
 
 
 def _is_api(request: web.Request) -> bool:

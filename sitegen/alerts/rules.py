@@ -18,6 +18,8 @@ from proxy.config import parse_duration
 from proxy.errors import ConfigError
 from proxy.logdb.record import utc_timestamp
 
+from ..queries import LATENCY_POPULATION, REACHED_UPSTREAM
+
 log = logging.getLogger("sitegen.alerts")
 
 ERRORS_SINCE_SQL = """
@@ -30,13 +32,14 @@ FROM request_log WHERE timestamp > :since
 COST_SINCE_SQL = """
 SELECT COALESCE(SUM(cost), 0) FROM request_log WHERE timestamp >= :since
 """
-# Nearest-rank p95 per model: the smallest latency whose rank reaches 95 % of the model's count.
-MODEL_P95_SQL = """
+# Nearest-rank p95 per model: the smallest latency whose rank reaches 95 % of the model's count,
+# over the requests that reached an upstream (the report's definition: sitegen/queries.py).
+MODEL_P95_SQL = f"""
 WITH ranked AS (
     SELECT model, latency,
            ROW_NUMBER() OVER (PARTITION BY model ORDER BY latency) AS rank,
            COUNT(*) OVER (PARTITION BY model) AS requests
-    FROM request_log WHERE timestamp > :since
+    FROM {LATENCY_POPULATION} WHERE timestamp > :since AND {REACHED_UPSTREAM}
 )
 SELECT model, requests, MIN(latency) AS p95
 FROM ranked WHERE rank * 100 >= requests * 95 AND requests >= :min_requests
