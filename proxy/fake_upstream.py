@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import math
@@ -64,6 +65,19 @@ OPTIONS: web.AppKey[FakeOptions] = web.AppKey("fake_options")
 COUNTER: web.AppKey[list[int]] = web.AppKey("fake_counter")
 #: The last requests received, (path, body): tests check what the gateway sent.
 SEEN: web.AppKey[deque[tuple[str, dict[str, Any]]]] = web.AppKey("fake_seen")
+#: The same requests' path with query string and Authorization scheme and user ("Basic u",
+#: "Bearer" — never a secret): tests check how the gateway called.
+CALLS: web.AppKey[deque[tuple[str, str]]] = web.AppKey("fake_calls")
+
+
+def _auth_shape(request: web.Request) -> str:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            return "Basic " + base64.b64decode(value).decode().partition(":")[0]
+        except ValueError:
+            return "Basic ?"
+    return scheme
 
 
 def _tokens(text: str) -> int:
@@ -99,6 +113,7 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
         return _error(400, "invalid JSON")
     model = str(body.get("model", ""))
     request.app[SEEN].append((request.path, body))
+    request.app[CALLS].append((request.path_qs, _auth_shape(request)))
     counter = request.app[COUNTER]
     counter[0] += 1
     if model.startswith("error-"):
@@ -255,6 +270,7 @@ def create_fake_app(options: FakeOptions | None = None) -> web.Application:
     app[OPTIONS] = options or FakeOptions()
     app[COUNTER] = [0]
     app[SEEN] = deque(maxlen=200)
+    app[CALLS] = deque(maxlen=200)
     for prefix in ("", "/v1"):
         app.router.add_post(f"{prefix}/chat/completions", chat)
         app.router.add_post(f"{prefix}/completions", completions)

@@ -251,3 +251,50 @@ def test_repeated_failures_cool_a_deployment_down_unless_it_is_alone():
     stats = {s.model: s for s in r.stats()}
     assert stats["openai/a"].cooldowns == {"503": 1} and stats["openai/a"].cooling_down
     assert stats["openai/c"].failures == 10 and not stats["openai/c"].cooling_down
+
+
+async def test_api_base_credentials_and_query_reach_the_upstream_but_never_the_log(
+    gateway_factory, upstream_base, fake_upstream
+):
+    """user:password in api_base becomes basic auth (unless an api_key is sent, which wins and
+    is not refused by aiohttp), the query string follows the path, and neither is stored."""
+    from proxy.fake_upstream import CALLS
+
+    secret_base = upstream_base.replace("http://", "http://ops:hunter2@") + "?tenant=t1"
+    raw = {
+        "model_list": [
+            {"model_name": "basic", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": secret_base}},
+            {"model_name": "both", "litellm_params": {
+                "model": "openai/gpt-4o-mini", "api_base": secret_base, "api_key": "sk-up"}},
+        ],
+        "general_settings": {"master_key": "sk-master-123456", "log_file": None},
+    }
+    gw = await gateway_factory(raw)
+    for model in ("basic", "both"):
+        reply = await gw.client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content
+    calls = list(fake_upstream.app[CALLS])
+    assert calls == [("/v1/chat/completions?tenant=t1", "Basic ops"), ("/v1/chat/completions?tenant=t1", "Bearer")]
+    rows = gw.rows()
+    assert [r["status_code"] for r in rows] == [200, 200]
+    stored = " ".join(str(v) for r in rows for v in dict(r).values())
+    assert "hunter2" not in stored and "tenant" not in stored and "ops:" not in stored
+
+
+async def test_netrc_login_is_sent_when_no_api_key_is(gateway_factory, upstream_base, fake_upstream, tmp_path, monkeypatch):
+    """What aiohttp's trust_env did per request, resolved once per deployment: ~/.netrc."""
+    from yarl import URL
+
+    from proxy.fake_upstream import CALLS
+
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {URL(upstream_base).host} login svc password pw\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    raw = {
+        "model_list": [{"model_name": "m", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": upstream_base}}],
+        "general_settings": {"master_key": "sk-master-123456", "log_file": None},
+    }
+    gw = await gateway_factory(raw)
+    await gw.client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert list(fake_upstream.app[CALLS]) == [("/v1/chat/completions", "Basic svc")]

@@ -107,7 +107,7 @@ class HealthProbe:
             async with self.session().post(
                 target.url(path), data=upstream_payload(body, target, include_usage=False),
                 headers=target.headers, timeout=aiohttp.ClientTimeout(total=limit),
-                proxy=target.proxy, proxy_auth=target.proxy_auth, auth=target.auth,
+                proxy=target.proxy, proxy_auth=target.proxy_auth,
             ) as response:
                 raw = await response.read()
                 if response.status < 400:

@@ -127,5 +127,8 @@ def public_api_base(api_base: str) -> str:
     stays out of /model/info, /health and the log)."""
     url = URL(api_base)
     if not url.is_absolute():
-        return api_base.split("?", 1)[0].split("#", 1)[0]
+        # No scheme (not callable, but shown in errors): drop "user:pass@" all the same.
+        bare = api_base.split("?", 1)[0].split("#", 1)[0]
+        head, slash, rest = bare.partition("/")
+        return head.rpartition("@")[2] + slash + rest
     return str(url.with_user(None).with_query(None).with_fragment(None))

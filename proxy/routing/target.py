@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
@@ -14,6 +16,8 @@ from yarl import URL
 from ..accounting.pricing import Price
 from ..settings import Deployment
 from .providers import COMPLETION_PROVIDERS, Provider, public_api_base
+
+log = logging.getLogger("proxy.routing")
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,10 @@ class Target:
     # What aiohttp's trust_env would do, resolved once: HTTP(S)_PROXY/NO_PROXY and ~/.netrc.
     proxy: URL | None = None
     proxy_auth: aiohttp.BasicAuth | None = None
-    auth: aiohttp.BasicAuth | None = None
+    #: api_base as called: without userinfo (sent as basic auth in `headers`) and without its
+    #: query, which url() puts after the path.
+    call_base: str = ""
+    call_query: dict[str, str] = field(default_factory=dict)
 
     @property
     def model_name(self) -> str:
@@ -60,9 +67,12 @@ class Target:
     def url(self, path: str) -> str:
         """Upstream URL for an OpenAI path such as '/chat/completions'."""
         if self.azure:
-            query = f"?api-version={self.api_version}" if self.api_version else ""
-            return f"{self.api_base}/openai/deployments/{self.upstream_model}{path}{query}"
-        return f"{self.api_base}{path}"
+            url = f"{self.call_base}/openai/deployments/{self.upstream_model}{path}"
+        else:
+            url = f"{self.call_base}{path}"
+        if self.call_query:
+            url += "?" + urlencode(self.call_query)
+        return url
 
 
 def build_target(
@@ -82,7 +92,22 @@ def build_target(
         else:
             headers["Authorization"] = f"Bearer {params.api_key}"
     timeout = params.timeout or default_timeout
-    proxy, proxy_auth, auth = env_route(provider.api_base, authorized="Authorization" in headers)
+    call_base, query, userinfo = split_api_base(provider.api_base)
+    if provider.azure and params.api_version:
+        query = {**query, "api-version": params.api_version}
+    proxy, proxy_auth = env_proxy(call_base)
+    # Basic auth when no api_key is sent as Authorization: user:password from api_base, else
+    # ~/.netrc's entry for the host (what aiohttp's trust_env would send).
+    basic = userinfo or netrc_login(call_base)
+    if basic is not None:
+        if "Authorization" not in headers:
+            headers["Authorization"] = aiohttp.encode_basic_auth(*basic)
+        elif userinfo is not None:
+            log.warning(
+                "model %r: api_base carries a user and password and an api_key is set; the "
+                "api_key is sent (Authorization: Bearer), the URL's credentials are not",
+                deployment.model_name,
+            )
     return Target(
         deployment=deployment,
         deployment_id=deployment_id,
@@ -98,28 +123,40 @@ def build_target(
         default_params=dict(params.extra),
         proxy=proxy,
         proxy_auth=proxy_auth,
-        auth=auth,
+        call_base=call_base,
+        call_query=query,
     )
 
 
-def env_route(
-    api_base: str, *, authorized: bool
-) -> tuple[URL | None, aiohttp.BasicAuth | None, aiohttp.BasicAuth | None]:
-    """(proxy, proxy_auth, netrc auth) for calls to `api_base`, from the environment."""
+def split_api_base(api_base: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
+    """(base to call, its query parameters, user:password as basic auth) of an api_base: the
+    query must follow the path we append, and aiohttp refuses credentials in a URL beside an
+    Authorization header."""
     url = URL(api_base)
+    if not url.is_absolute():
+        return api_base, {}, None
+    auth = (url.user or "", url.password or "") if url.user or url.password else None
+    base = str(url.with_user(None).with_query(None).with_fragment(None)).rstrip("/")
+    return base, dict(url.query), auth
+
+
+def env_proxy(api_base: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """(proxy, proxy_auth) for calls to `api_base`, from HTTP(S)_PROXY and NO_PROXY."""
     try:
-        proxy, proxy_auth = get_env_proxy_for_url(url)
+        return get_env_proxy_for_url(URL(api_base))
     except LookupError:
-        proxy, proxy_auth = None, None
-    auth = None
-    # aiohttp refuses netrc credentials beside an Authorization header; an api_key wins.
-    if not authorized and url.host:
-        netrc = netrc_from_env()
-        found = netrc.authenticators(url.host) if netrc is not None else None
-        if found is not None:
-            login, account, password = found
-            auth = aiohttp.BasicAuth(login or account or "", password or "")
-    return proxy, proxy_auth, auth
+        return None, None
+
+
+def netrc_login(api_base: str) -> tuple[str, str] | None:
+    """(login, password) of ~/.netrc (or $NETRC) for the host of `api_base`."""
+    host = URL(api_base).host
+    netrc = netrc_from_env() if host else None
+    found = netrc.authenticators(host) if netrc is not None and host else None
+    if found is None:
+        return None
+    login, account, password = found
+    return login or account or "", password or ""
 
 
 def deployment_id(deployment: Deployment, seen: dict[str, int]) -> str:

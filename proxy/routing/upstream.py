@@ -54,7 +54,7 @@ def new_client_session() -> aiohttp.ClientSession:
         ttl_dns_cache=300,
         keepalive_timeout=30,
     )
-    # HTTP(S)_PROXY, NO_PROXY and ~/.netrc are resolved once per deployment (target.env_route)
+    # HTTP(S)_PROXY, NO_PROXY and ~/.netrc are resolved once per deployment (target.env_proxy, target.netrc_login)
     # rather than by aiohttp's trust_env, which reads them again on every request in two
     # worker-thread hops (measured: a third of the gateway's CPU per request).
     return aiohttp.ClientSession(connector=connector, trust_env=False)
@@ -148,7 +148,7 @@ async def _post(
     try:
         return await session.post(
             target.url(path), data=body, headers=target.headers, timeout=timeout,
-            proxy=target.proxy, proxy_auth=target.proxy_auth, auth=target.auth,
+            proxy=target.proxy, proxy_auth=target.proxy_auth,
         )
     except aiohttp.ConnectionTimeoutError:
         ex.upstream_started = earlier
