@@ -31,11 +31,11 @@ async def test_api_base_credentials_are_never_stored_or_logged(
     ]
     gw = await gateway_factory(raw)
     prompt = [{"role": "user", "content": "hi"}]
-    reply = await gw.client.chat.completions.create(model="with-creds", messages=prompt)
-    assert reply.choices  # the upstream is still called with its credentials
-    for model in ("with-query", "dead-creds"):
-        with pytest.raises(openai.APIStatusError):
-            await gw.client.chat.completions.create(model=model, messages=prompt)
+    for model in ("with-creds", "with-query"):
+        reply = await gw.client.chat.completions.create(model=model, messages=prompt)
+        assert reply.choices  # the upstream is still called with its credentials (and query)
+    with pytest.raises(openai.APIStatusError):
+        await gw.client.chat.completions.create(model="dead-creds", messages=prompt)
     rows = gw.rows()
     assert [r["api_base"] for r in rows] == [f"http://{up.host}:{up.port}/v1"] * 2 + [f"http://{dead.host}:{dead.port}/v1"]
     assert not any(s in str(v) for r in rows for v in dict(r).values() for s in SECRETS)
