@@ -1,0 +1,96 @@
+"""Read-only lookups into the keys service for /metrics and response headers.
+
+The keys service (proxy.admin, registered as app[EXTRAS]["keys"]) may be absent, and neither
+metrics nor the API handlers import it: this module is the one place that knows its shape.
+Everything here runs on the event loop, reads memory only and never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from ..state import EXTRAS
+
+log = logging.getLogger("proxy.metrics")
+
+KEYS_SERVICE = "keys"
+#: How many hex digits of a key's SHA-256 name it in metrics (as in /key/info's token prefix).
+HASH_PREFIX = 12
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """A budget with a limit: a key's, team's, user's or end user's."""
+
+    kind: str  # "key", "team", "user" or "end_user"
+    ident: str  # key: the hash prefix; else the team, user or end-user id
+    alias: str  # key alias or team alias ("" when none)
+    max_budget: float
+    spend: float
+    reset_at: float | None  # epoch seconds of the next reset; None: it never resets
+
+    @property
+    def remaining(self) -> float:
+        return self.max_budget - self.spend
+
+    def remaining_hours(self, now: float) -> float | None:
+        return None if self.reset_at is None else max(0.0, (self.reset_at - now) / 3600)
+
+
+class Accounts:
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def _service(self) -> Any | None:
+        return self._app[EXTRAS].get(KEYS_SERVICE)
+
+    def key_spend(self, key_hash: str | None) -> float | None:
+        """A virtual key's spend this budget period; None for the master key or no key."""
+        service = self._service()
+        if service is None or not key_hash:
+            return None
+        try:
+            rec = service.cache.get(key_hash)
+        except Exception:
+            log.exception("keys service lookup failed")
+            return None
+        return None if rec is None else float(rec.spend)
+
+    def team_alias(self, team_id: str | None) -> str:
+        """The team's alias; "" while the keys service keeps no teams."""
+        return ""
+
+    def budgets(self) -> list[BudgetState]:
+        service = self._service()
+        if service is None:
+            return []
+        try:
+            service.budget_snapshot()  # starts the periods that ended since the last request
+            return [
+                BudgetState("key", rec.key_hash[:HASH_PREFIX], rec.key_alias or "", float(rec.max_budget),
+                            float(rec.spend), rec.budget_reset_at)
+                for rec in service.cache
+                if rec.max_budget is not None
+            ]
+        except Exception:
+            log.exception("keys service budget snapshot failed")
+            return []
+
+    def gateway_budget(self) -> tuple[float, float] | None:
+        """(spend this period, max_budget) of litellm_settings.max_budget, when one is set."""
+        service = self._service()
+        if service is None or not hasattr(service, "global_snapshot"):
+            return None
+        try:
+            spend, max_budget = service.global_snapshot()
+        except Exception:
+            log.exception("keys service budget snapshot failed")
+            return None
+        return None if max_budget is None else (float(spend), float(max_budget))
+
+
+ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts", Accounts)
