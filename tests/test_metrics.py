@@ -10,8 +10,10 @@ import aiohttp
 import openai
 import pytest
 
+from proxy.callbacks import CALLBACKS
+
 from .conftest import MASTER_KEY, default_raw_config
-from .metrics_helpers import label_values, new_key, samples, scrape, value
+from .metrics_helpers import label_values, new_key, post, samples, scrape, value
 
 PROMPT = [{"role": "user", "content": "hello"}]
 # LiteLLM's LATENCY_BUCKETS (litellm/types/integrations/prometheus.py) and prometheus-client's
@@ -110,6 +112,7 @@ async def test_who_asked_labels_a_virtual_keys_requests(gateway_factory, upstrea
     raw["model_list"].append({"model_name": "reasoning-model", "litellm_params": {
         "model": "openai/reasoning", "api_base": upstream_base, "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}})
     gateway = await gateway_factory(raw)
+    assert (await post(gateway, "/team/new", {"team_id": "team-a", "team_alias": "Team A"}))[0] == 200
     key = await new_key(gateway, key_alias="checkout", user_id="alice", team_id="team-a",
                         max_budget=1.0, budget_duration="30d")
     client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
@@ -120,7 +123,7 @@ async def test_who_asked_labels_a_virtual_keys_requests(gateway_factory, upstrea
     await client.close()
     (row, streamed) = gateway.rows("SELECT * FROM request_log ORDER BY id")
     who = {"end_user": "customer-42", "hashed_api_key": row["key_hash"][:12], "api_key_alias": "checkout",
-           "team": "team-a", "user": "alice"}
+           "team": "team-a", "team_alias": "Team A", "user": "alice"}
     m = await scrape(gateway.url)
     for name in ("litellm_proxy_total_requests_metric_total", "litellm_requests_metric_total",
                  "litellm_spend_metric_total", "litellm_total_tokens_metric_total",
@@ -146,6 +149,46 @@ async def test_who_asked_labels_a_virtual_keys_requests(gateway_factory, upstrea
     assert value(m, "litellm_remaining_api_key_budget_metric", **budget) == pytest.approx(1.0 - row["cost"] - streamed["cost"])
     assert 719 < value(m, "litellm_api_key_budget_remaining_hours_metric", **budget) <= 720
     assert key not in str(m)  # never the key itself
+
+
+async def test_budgets_limits_and_counts_of_keys_users_teams_and_end_users(gateway) -> None:
+    for path, body in (
+        ("/team/new", {"team_id": "team-a", "team_alias": "Team A", "max_budget": 20.0, "budget_duration": "1d",
+                       "rpm_limit": 100, "members_with_roles": [{"role": "user", "user_id": "alice"}]}),
+        ("/user/new", {"user_id": "bob", "max_budget": 10.0, "budget_duration": "30d", "auto_create_key": False}),
+        ("/end_user/new", {"user_id": "customer-42", "max_budget": 5.0}),
+    ):
+        status, made = await post(gateway, path, body)
+        assert status == 200, made
+    key = await new_key(gateway, key_alias="checkout", user_id="bob", team_id="team-a", tpm_limit=100000,
+                        model_rpm_limit={"house-model": 10}, model_tpm_limit={"house-model": 5000})
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+    for _ in range(2):
+        await client.chat.completions.create(model="house-model", messages=PROMPT, user="customer-42")
+    await client.close()
+    rows = gateway.rows()
+    cost, tokens = sum(r["cost"] for r in rows), sum(r["total_tokens"] for r in rows)
+    key_id = {"hashed_api_key": rows[0]["key_hash"][:12], "api_key_alias": "checkout"}
+    m = await scrape(gateway.url)
+    team = {"team": "team-a", "team_alias": "Team A"}
+    assert value(m, "litellm_team_max_budget_metric", **team) == 20.0
+    assert value(m, "litellm_remaining_team_budget_metric", **team) == pytest.approx(20.0 - cost)
+    assert 23 < value(m, "litellm_team_budget_remaining_hours_metric", **team) <= 24
+    assert value(m, "litellm_user_max_budget_metric", user="bob") == 10.0
+    assert value(m, "litellm_remaining_user_budget_metric", user="bob") == pytest.approx(10.0 - cost)
+    assert value(m, "litellm_customer_max_budget_metric", end_user="customer-42") == 5.0
+    assert value(m, "litellm_remaining_customer_budget_metric", end_user="customer-42") == pytest.approx(5.0 - cost)
+    # Rate limits against what the last minute used of them.
+    assert value(m, "litellm_remaining_api_key_requests_for_model", **key_id, model="house-model") == 8
+    assert value(m, "litellm_remaining_api_key_tokens_for_model", **key_id, model="house-model") == 5000 - tokens
+    assert value(m, "litellm_api_key_rate_limit_allowed_metric", **key_id, rate_limit_type="tokens") == 100000
+    assert value(m, "litellm_api_key_rate_limit_used_metric", **key_id, rate_limit_type="tokens") == tokens
+    assert value(m, "litellm_team_rate_limit_allowed_metric", **team, rate_limit_type="requests") == 100
+    assert value(m, "litellm_team_rate_limit_used_metric", **team, rate_limit_type="requests") == 2
+    # Who there is.
+    assert value(m, "litellm_total_users") == 2  # alice (a member) and bob
+    assert value(m, "litellm_teams_count") == 1
+    assert value(m, "litellm_team_members_metric", **team) == 1
 
 
 async def test_labels_hold_a_bounded_number_of_values(gateway_factory, upstream_base, dead_base, caplog) -> None:
@@ -246,6 +289,23 @@ async def test_remaining_gateway_budget(gateway_factory, upstream_base, dead_bas
     (row,) = gw.rows("SELECT cost FROM request_log")
     m = await scrape(gw.url)
     assert value(m, "shin_remaining_gateway_budget_metric") == pytest.approx(5.0 - row["cost"])
+
+
+async def test_lost_callback_messages_are_counted_by_callback(gateway_factory, upstream_base, dead_base) -> None:
+    raw = default_raw_config(upstream_base, dead_base)
+    raw["litellm_settings"] = {"failure_callback": ["slack"]}
+    raw["environment_variables"] = {"SLACK_WEBHOOK_URL": dead_base + "/hook"}
+    raw["general_settings"]["callback_batch_seconds"] = 0.05
+    gw = await gateway_factory(raw)
+    gw.app[CALLBACKS].backoff = 0.01
+    with pytest.raises(openai.APIStatusError):
+        await gw.client.chat.completions.create(model="broken", messages=PROMPT)
+    for _ in range(200):  # bounded wait for the delivery to fail
+        m = await scrape(gw.url)
+        if value(m, "litellm_callback_logging_failures_metric_total", callback_name="slack"):
+            break
+        await asyncio.sleep(0.02)
+    assert value(m, "litellm_callback_logging_failures_metric_total", callback_name="slack") == 1
 
 
 async def test_two_apps_in_one_process_keep_separate_counts(gateway_factory, tmp_path) -> None:

@@ -28,7 +28,7 @@ from ...errors import PermissionDenied
 from ...state import AUTH, CONFIG, HOOKS, ROUTER
 from ..accounts import ACCOUNTS, Accounts
 from ..auth import bearer_token
-from .collectors import BudgetCollector, InFlightCollector, WriterCollector
+from .collectors import AccountsCollector, CallbackCollector, InFlightCollector, WriterCollector
 from .deployments import DeploymentMetrics, RouterCollector
 from .labels import BoundedValues, DeploymentLabels
 from .requests import RequestMetrics
@@ -54,7 +54,7 @@ class GatewayMetrics:
         )
         self.deployments = DeploymentMetrics(self.registry, self.values, deployment)
         for collector in (
-            BudgetCollector(accounts), WriterCollector(app), InFlightCollector(app),
+            AccountsCollector(accounts), WriterCollector(app), InFlightCollector(app), CallbackCollector(app),
             RouterCollector(router, self.deployments),
         ):
             self.registry.register(collector)

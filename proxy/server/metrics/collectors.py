@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ...callbacks import CALLBACKS
 from ...state import WRITER
 from ..accounts import Accounts
 from ..shutdown import IN_FLIGHT
 
-# LiteLLM's budget gauges per kind of budget: (metric name prefix or names, label names).
+# LiteLLM's budget gauges and their labels, per kind of budget.
 _BUDGET_LABELS = {
     "key": ["hashed_api_key", "api_key_alias"],
     "team": ["team", "team_alias"],
@@ -39,13 +40,18 @@ class _Collector:
         return []  # nothing to check at registration: families depend on the state
 
 
-class BudgetCollector(_Collector):
-    """Every budget with a limit, as the keys service holds it now."""
+class AccountsCollector(_Collector):
+    """Budgets, rate limits and counts of users and teams, as the keys service holds them now."""
 
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._budgets()
+        yield from self._rate_limits()
+        yield from self._counts()
+
+    def _budgets(self) -> Iterator[Metric]:
         families: dict[str, tuple[GaugeMetricFamily, ...]] = {}
         for kind, (remaining, maximum, hours) in _BUDGET_NAMES.items():
             who, labels = _WHO[kind], _BUDGET_LABELS[kind]
@@ -74,6 +80,79 @@ class BudgetCollector(_Collector):
             )
             family.add_metric([], max_budget - spend)
             yield family
+
+    def _rate_limits(self) -> Iterator[Metric]:
+        key, team = ["hashed_api_key", "api_key_alias"], ["team", "team_alias"]
+        per_model = {
+            "requests": GaugeMetricFamily(
+                "litellm_remaining_api_key_requests_for_model",
+                "Requests the key may still make this minute under its per-model rpm limit.",
+                labels=[*key, "model"]),
+            "tokens": GaugeMetricFamily(
+                "litellm_remaining_api_key_tokens_for_model",
+                "Tokens the key may still use this minute under its per-model tpm limit.",
+                labels=[*key, "model"]),
+        }
+        allowed = {
+            "key": GaugeMetricFamily("litellm_api_key_rate_limit_allowed_metric",
+                                     "The key's rpm_limit / tpm_limit, by rate_limit_type.",
+                                     labels=[*key, "rate_limit_type"]),
+            "team": GaugeMetricFamily("litellm_team_rate_limit_allowed_metric",
+                                      "The team's rpm_limit / tpm_limit, by rate_limit_type.",
+                                      labels=[*team, "rate_limit_type"]),
+        }
+        used = {
+            "key": GaugeMetricFamily("litellm_api_key_rate_limit_used_metric",
+                                     "Requests or tokens the key used in the last minute, by rate_limit_type.",
+                                     labels=[*key, "rate_limit_type"]),
+            "team": GaugeMetricFamily("litellm_team_rate_limit_used_metric",
+                                      "Requests or tokens the team used in the last minute, by rate_limit_type.",
+                                      labels=[*team, "rate_limit_type"]),
+        }
+        for limit in self.accounts.rate_limits():
+            if limit.model:
+                per_model[limit.limit_type].add_metric(
+                    [limit.ident, limit.alias, limit.model], max(0, limit.limit - limit.used))
+                continue
+            values = [limit.ident, limit.alias, limit.limit_type]
+            allowed[limit.kind].add_metric(values, limit.limit)
+            used[limit.kind].add_metric(values, limit.used)
+        yield from (*per_model.values(), *allowed.values(), *used.values())
+
+    def _counts(self) -> Iterator[Metric]:
+        counts = self.accounts.counts()
+        if counts is None:
+            return
+        users, teams, members = counts
+        total_users = GaugeMetricFamily("litellm_total_users", "Users (/user/new) the gateway knows.")
+        total_users.add_metric([], users)
+        total_teams = GaugeMetricFamily("litellm_teams_count", "Teams (/team/new) the gateway knows.")
+        total_teams.add_metric([], teams)
+        team_members = GaugeMetricFamily(
+            "litellm_team_members_metric", "Members of each team.", labels=["team", "team_alias"]
+        )
+        for team_id, alias, count in members:
+            team_members.add_metric([team_id, alias], count)
+        yield from (total_users, total_teams, team_members)
+
+
+class CallbackCollector(_Collector):
+    """Callback messages (Slack, webhook) that could not be delivered, by channel."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "litellm_callback_logging_failures_metric",
+            "Callback messages lost after every retry, by callback (slack, webhook).",
+            labels=["callback_name"],
+        )
+        dispatcher = self.app.get(CALLBACKS)
+        if dispatcher is not None:
+            for name, count in sorted(dispatcher.failed_by_channel.items()):
+                family.add_metric([name], count)
+        yield family
 
 
 class InFlightCollector(_Collector):
