@@ -177,6 +177,13 @@ async def test_the_readme_says_how_many_panels_get_data(traffic):
         assert claim in readme, claim
 
 
+async def test_the_docs_list_every_metric(traffic):
+    docs = (Path(__file__).parent.parent / "docs" / "metrics-and-alerts.md").read_text()
+    documented = set(re.findall(r"`(\w+)`", docs))
+    families = {f.name for f in text_string_to_metric_families(traffic) if not f.name.endswith("_created")}
+    assert families - documented == set()
+
+
 PROMTOOL = shutil.which("promtool") or shutil.which("promtool", path=str(Path(sys.executable).parent))
 #: promtool's only objections: names LiteLLM chose, which its dashboards query.
 LITELLM_NAMES_PROMTOOL_FLAGS = {
