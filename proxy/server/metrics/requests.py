@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ...logdb.record import RequestRecord
     from ...routing.router import Router
 
-#: hook_state entry: this request was admitted (it holds an in-flight slot).
+#: hook_state entry: the labels of an admitted request (it holds an in-flight slot).
 ADMITTED = "metrics.admitted"
 
 _TOKENS_DOC = "tokens from LLM requests, by who asked and the model asked for and routed to."
@@ -132,18 +132,20 @@ class RequestMetrics:
 
     # -- RequestHook ------------------------------------------------------------------------
     async def admit(self, ex: Exchange) -> None:
-        ex.hook_state[ADMITTED] = True
+        labels = self.who(ex), self.requested_model(ex)
+        ex.hook_state[ADMITTED] = labels  # an admitted request's labels cannot change
         self.in_flight.inc()
-        key = self.who(ex, None)[1:5]
-        self.queue_time(self.requested_model(ex), *key).observe(time.perf_counter() - ex.started)
+        self.queue_time(labels[1], *labels[0][1:5]).observe(time.perf_counter() - ex.started)
 
     def complete(self, ex: Exchange, record: RequestRecord) -> tuple[tuple[str, ...], str]:
         """Count `record`; returns its `who` and `requested_model` labels."""
-        admitted = ex.hook_state.pop(ADMITTED, False)
+        labels = ex.hook_state.pop(ADMITTED, None)
+        admitted = labels is not None
         if admitted:
             self.in_flight.dec()
-        who = self.who(ex, record)
-        requested = self.requested_model(ex)
+            who, requested = labels
+        else:
+            who, requested = self.who(ex), self.requested_model(ex)
         model = self.values.get("model", record.upstream_model)
         status = record.status_code
         self.total(*who, requested, str(status), record.endpoint).inc()
@@ -180,7 +182,7 @@ class RequestMetrics:
         return who, requested
 
     # -- labels -----------------------------------------------------------------------------
-    def who(self, ex: Exchange, record: RequestRecord | None) -> tuple[str, ...]:
+    def who(self, ex: Exchange) -> tuple[str, ...]:
         """(end_user, hashed_api_key, api_key_alias, team, team_alias, user), bounded."""
         get = self.values.get
         p = ex.principal
