@@ -108,8 +108,8 @@ async def traffic(gateway_factory, upstream_base, dead_base):
                                                         "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, **params}}
     gw = await gateway_factory({
         "model_list": [
-            model("chat", "openai/reasoning", rpm=600, tpm=100000, weight=0),
-            model("chat", "openai/reasoning", dead_base, weight=1),
+            model("chat", "openai/cached-reasoning", rpm=600, tpm=100000, weight=0),
+            model("chat", "openai/cached-reasoning", dead_base, weight=1),
             model("broken", "openai/error-503"),
             model("also-broken", "openai/error-500"),
             model("picky", "openai/error-400"),
