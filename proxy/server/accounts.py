@@ -97,10 +97,14 @@ class Accounts:
         service = self._service()
         if service is None:
             return None
-        registry = service.registry
-        members = [(t.team_id, t.team_alias or "", len(registry.members_of(t.team_id)))
-                   for t in registry.teams.values()]
-        return len(registry.users), len(registry.teams), members
+        try:
+            registry = service.registry
+            members = [(t.team_id, t.team_alias or "", len(registry.members_of(t.team_id)))
+                       for t in registry.teams.values()]
+            return len(registry.users), len(registry.teams), members
+        except Exception:
+            log.exception("keys service counts failed")
+            return None
 
     def gateway_budget(self) -> tuple[float, float] | None:
         """(spend this period, max_budget) of litellm_settings.max_budget, when one is set."""
