@@ -168,6 +168,8 @@ def parse_config(
     if general.request_log_max_backlog < 1:
         raise ConfigError("general_settings.request_log_max_backlog: must be at least 1")
     general = _body_limit(general, raw.get("general_settings") or {})
+    if general.metrics_label_values < 1:
+        raise ConfigError("general_settings.metrics_label_values: must be at least 1")
 
     litellm = reader.build(LitellmSettings, raw.get("litellm_settings") or {}, "litellm_settings")
     if litellm.budget_duration is not None:

@@ -12,7 +12,9 @@ The upstream model name steers behaviour, so a config can point a model at a fai
   context-window     answers 400 context_length_exceeded, as OpenAI does for a too-long prompt
   content-policy     answers 400 content_policy_violation, as OpenAI's safety system does
   hugeusage          reports "prompt_tokens": 1e19 (past SQLite's 64-bit integers)
+  cached             reports half the prompt as cached (usage.prompt_tokens_details); also inside another name
 Anything else answers normally. Replies are derived from the prompt, so they repeat exactly.
+Answers carry OpenAI's x-ratelimit-* headers, counting down per request and token served.
 
   python -m proxy.fake_upstream --port 9000 --latency 0.05 --error-rate 0.02 --stream-chunks 20
 """
@@ -63,6 +65,10 @@ REFUSALS = {
 
 OPTIONS: web.AppKey[FakeOptions] = web.AppKey("fake_options")
 COUNTER: web.AppKey[list[int]] = web.AppKey("fake_counter")
+#: Tokens served so far, for x-ratelimit-remaining-tokens.
+TOKENS: web.AppKey[list[int]] = web.AppKey("fake_tokens")
+RATE_LIMIT_REQUESTS = 10_000
+RATE_LIMIT_TOKENS = 2_000_000
 #: The last requests received, (path, body): tests check what the gateway sent.
 SEEN: web.AppKey[deque[tuple[str, dict[str, Any]]]] = web.AppKey("fake_seen")
 #: The same requests' path with query string and Authorization scheme and user ("Basic u",
@@ -96,6 +102,20 @@ def _prompt(body: dict[str, Any]) -> str:
 def _reply_words(prompt: str, count: int) -> list[str]:
     seed = int.from_bytes(hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()[:4], "big")
     return [WORDS[(seed + i * 7) % len(WORDS)] for i in range(count)]
+
+
+def _ratelimit(request: web.Request, tokens: int) -> dict[str, str]:
+    """OpenAI's rate-limit headers: what is left of this minute's requests and tokens."""
+    served = request.app[TOKENS]
+    served[0] += tokens
+    return {
+        "x-ratelimit-limit-requests": str(RATE_LIMIT_REQUESTS),
+        "x-ratelimit-limit-tokens": str(RATE_LIMIT_TOKENS),
+        "x-ratelimit-remaining-requests": str(max(0, RATE_LIMIT_REQUESTS - request.app[COUNTER][0])),
+        "x-ratelimit-remaining-tokens": str(max(0, RATE_LIMIT_TOKENS - served[0])),
+        "x-ratelimit-reset-requests": "6ms",
+        "x-ratelimit-reset-tokens": "12ms",
+    }
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -174,6 +194,9 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
         usage["completion_tokens"] += len(words)
         usage["total_tokens"] += len(words)
         usage["completion_tokens_details"] = {"reasoning_tokens": len(words)}
+    if "cached" in model:
+        usage["prompt_tokens_details"] = {"cached_tokens": usage["prompt_tokens"] // 2}
+    headers = _ratelimit(request, _tokens(prompt) + len(words))
     if not body.get("stream"):
         text = " ".join(words)
         message: dict[str, Any] = {"role": "assistant", "content": text}
@@ -189,10 +212,10 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
         payload: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
         if report_usage:
             payload["usage"] = usage
-        return web.json_response(payload)
+        return web.json_response(payload, headers=headers)
 
     include_usage = report_usage and bool((body.get("stream_options") or {}).get("include_usage"))
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers})
     await response.prepare(request)
     chunk_obj = "chat.completion.chunk" if chat else "text_completion"
     if reasoning:
@@ -258,7 +281,7 @@ async def embeddings(request: web.Request) -> web.Response:
     payload: dict[str, Any] = {"object": "list", "data": data, "model": model}
     if "nousage" not in model:
         payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
-    return web.json_response(payload)
+    return web.json_response(payload, headers=_ratelimit(request, tokens))
 
 
 async def models(request: web.Request) -> web.Response:
@@ -269,6 +292,7 @@ def create_fake_app(options: FakeOptions | None = None) -> web.Application:
     app = web.Application()
     app[OPTIONS] = options or FakeOptions()
     app[COUNTER] = [0]
+    app[TOKENS] = [0]
     app[SEEN] = deque(maxlen=200)
     app[CALLS] = deque(maxlen=200)
     for prefix in ("", "/v1"):

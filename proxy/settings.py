@@ -126,6 +126,10 @@ class GeneralSettings:
         10000, "Request-log rows held in memory at most while the database refuses writes; "
         "past it they are spilled at once."
     )
+    metrics_label_values: int = setting(
+        500, "Distinct values /metrics keeps per label (key alias, team, user, end user, "
+        "wildcard model); later ones are counted as \"other\"."
+    )
 
     @property
     def max_request_body_bytes(self) -> int:
@@ -148,6 +152,9 @@ class LitellmSettings:
     callbacks: list[str] = setting([], "Callbacks for every request, e.g. prometheus (always on), slack, webhook.")
     require_auth_for_metrics_endpoint: bool = setting(
         False, "Same as general_settings.require_auth_for_metrics_endpoint."
+    )
+    disable_end_user_cost_tracking_prometheus_only: bool = setting(
+        False, "Leave the end_user label of /metrics empty (the body's `user` stays in the log)."
     )
     fallbacks: list[dict[str, Any]] = setting([], "Same as router_settings.fallbacks.")
     context_window_fallbacks: list[dict[str, Any]] = setting(

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import GatewayError
 from ..routing.router import Target
 from ..server.auth import Principal
 from .usage import TokenUsage
@@ -23,6 +24,25 @@ def new_request_id() -> str:
     non-cryptographic generator is enough.
     """
     return f"{int(time.time() * 1000):012x}{random.getrandbits(80):020x}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """One call to one deployment and how it ended (per-deployment metrics count these)."""
+
+    target: Target
+    error: GatewayError | None = None  # None: the deployment answered 2xx
+    reason: str = ""  # on failure: the upstream's status, "timeout" or "unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackTry:
+    """A fallback model tried after the requested model's group failed with `error`."""
+
+    group: str
+    fallback: str
+    error: GatewayError
+    ok: bool
 
 
 @dataclass(slots=True)
@@ -61,6 +81,11 @@ class Exchange:
     error_message: str | None = None
     finished_at: float | None = None
     logged: bool = False
+    #: Every upstream call in order, then the fallback models tried (for /metrics).
+    calls: list[UpstreamCall] = field(default_factory=list)
+    fallbacks: list[FallbackTry] = field(default_factory=list)
+    #: The answering upstream's x-ratelimit-* headers: passed on to the client and to /metrics.
+    ratelimit: dict[str, str] | None = None
     #: Per-hook scratch space (e.g. a rate limiter remembers it admitted this request).
     hook_state: dict[str, Any] = field(default_factory=dict)
 

@@ -141,7 +141,12 @@ def _model_limits(key: KeyRecord, model: str) -> list[Subject]:
     tpm = key.model_tpm_limit.get(model)
     if rpm is None and tpm is None:
         return []
-    return [Subject(Ref(KEY, f"{key.key_hash}/{model}"), f"key `{key.label}` on model `{model}`", rpm, tpm, None)]
+    return [Subject(model_ref(key, model), f"key `{key.label}` on model `{model}`", rpm, tpm, None)]
+
+
+def model_ref(key: KeyRecord, model: str) -> Ref:
+    """What a key's per-model limits count against."""
+    return Ref(KEY, f"{key.key_hash}/{model}")
 
 
 def _enforce_params(key: KeyRecord, body: dict[str, Any]) -> None:

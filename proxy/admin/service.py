@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import Config
-from . import budgets
+from . import budgets, snapshots
 from .access import ModelAccess
 from .admission import Admission
 from .records import GLOBAL, KEY, KeyRecord, Ref
@@ -178,6 +178,15 @@ class AdminService:
             self.book.roll(rec, Ref(KEY, rec.key_hash), now)
             out.append((rec.label, rec.key_hash[:12], rec.spend, rec.max_budget))
         return sorted(out)
+
+    def budget_states(self) -> list[snapshots.BudgetRow]:
+        """Every key, team, user and end user budget, for /metrics (server/accounts.py)."""
+        return snapshots.budgets(self.registry, self.book)
+
+    def rate_limit_states(self) -> list[snapshots.LimitRow]:
+        """Key and team rpm/tpm limits with their use in the last minute, for /metrics."""
+        usage = getattr(self.counter, "usage", None)
+        return snapshots.rate_limits(self.registry, usage) if usage is not None else []
 
     def global_snapshot(self) -> tuple[float, float | None]:
         """(spend this period, max_budget) of the whole gateway."""

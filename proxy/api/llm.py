@@ -15,6 +15,7 @@ from ..routing.fallbacks import open_model
 from ..server.auth import Principal, bearer_token
 from ..state import AUTH, CLIENT, CONFIG, HOOKS, REQUEST_LOGGER, ROUTER, TRUSTED_PROXIES
 from .body import model_from_prefix, parse_body, read_body, read_prefix
+from .headers import capture_upstream, response_headers
 from .streaming import relay_stream
 from .validation import validate
 
@@ -100,15 +101,11 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
         body = await upstream.read()
         ex.upstream_finished = time.perf_counter()
         content_type = upstream.headers.get("Content-Type", "application/json")
+        capture_upstream(ex, upstream.headers)
     _account_response(ex, body, kind)
     ex.status = 200
     app[REQUEST_LOGGER].price(ex)
-    headers = {
-        "Content-Type": content_type,
-        "x-litellm-call-id": ex.request_id,
-        "x-litellm-response-cost": f"{ex.cost:.10f}".rstrip("0").rstrip(".") if ex.cost else "0",
-        **routing_headers(ex),
-    }
+    headers = {"Content-Type": content_type, **response_headers(app, ex)}
     response = web.Response(body=body, status=200, headers=headers)
     # Send it here rather than after the middleware so `latency` ends at the last byte sent.
     try:
@@ -141,11 +138,6 @@ async def list_models(request: web.Request) -> web.Response:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def routing_headers(ex: Exchange) -> dict[str, str]:
-    """LiteLLM's headers naming the deployment that answered (its id, never its address)."""
-    if ex.target is None:
-        return {}
-    return {"x-litellm-model-id": ex.target.deployment_id, "x-litellm-model-group": ex.model_group or ""}
 
 
 def _account_response(ex: Exchange, body: bytes, kind: str) -> None:

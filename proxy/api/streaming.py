@@ -21,6 +21,7 @@ from ..errors import CLIENT_CLOSED, GatewayError
 from ..routing.fallbacks import open_model
 from ..routing.router import Router
 from ..routing.upstream import client_wants_usage
+from .headers import capture_upstream, stream_headers
 
 log = logging.getLogger("proxy.stream")
 
@@ -124,15 +125,10 @@ async def relay_stream(
     response: web.StreamResponse | None = None
     try:
         async with open_model(session, ex, router, path, stream=True, include_usage=True) as upstream:
+            capture_upstream(ex, upstream.headers)
             response = web.StreamResponse(
                 status=200,
-                headers={
-                    "Content-Type": "text/event-stream",
-                    "Cache-Control": "no-cache",
-                    "x-litellm-call-id": ex.request_id,
-                    "x-litellm-model-id": ex.target.deployment_id if ex.target else "",
-                    "x-litellm-model-group": ex.model_group or "",
-                },
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **stream_headers(ex)},
             )
             await response.prepare(request)
             ex.status = 200

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -104,6 +104,7 @@ class Dispatcher:
         self.shutdown_timeout = 5.0
         self.delivered = 0
         self.failed = 0
+        self.failed_by_channel: Counter[str] = Counter()  # /metrics: litellm_callback_logging_failures_metric
         kinds = set().union(*(s.kinds for s in self.subscriptions)) if self.subscriptions else set()
         self._failures = FAILURE in kinds
         self._successes = SUCCESS in kinds
@@ -196,9 +197,11 @@ class Dispatcher:
             self.delivered += 1
         except DeliveryFailed as exc:
             self.failed += 1
+            self.failed_by_channel[channel.name] += 1
             log.warning("callback message lost: %s", exc)
         except Exception:
             self.failed += 1
+            self.failed_by_channel[channel.name] += 1
             log.exception("callback %s failed", channel.name)
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from ..accounting.exchange import Exchange
+from ..accounting.exchange import Exchange, FallbackTry, UpstreamCall
 from ..errors import (
     GatewayError,
     NoDeploymentAvailable,
@@ -99,11 +99,15 @@ async def _first_answer(
             continue
         log.info("model %s failed (%s): falling back to %s", group, first.kind, model)
         try:
-            return await _try_model(session, ex, router, model, path, stack, stream, include_usage)
+            response = await _try_model(session, ex, router, model, path, stack, stream, include_usage)
         except _GroupFailed as failed:
+            ex.fallbacks.append(FallbackTry(group, model, first.error, ok=False))
             last = failed
             if failed.kind == CLIENT:
                 break
+            continue
+        ex.fallbacks.append(FallbackTry(group, model, first.error, ok=True))
+        return response
     raise last.error
 
 
@@ -134,12 +138,14 @@ async def _try_model(
             )
         except AttemptFailed as failed:
             tracked.close()
+            ex.calls.append(UpstreamCall(target, failed.error, failed.reason))
             last = failed
             if failed.kind != DEPLOYMENT:
                 raise _GroupFailed(failed.error, failed.kind) from None
             router.failed(target, failed.reason)
             continue
         router.succeeded(target)
+        ex.calls.append(UpstreamCall(target))
         stack.push(tracked.pop_all())  # in flight until the answer has been relayed
         return response
     assert last is not None

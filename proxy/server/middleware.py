@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..accounting.exchange import Exchange
+from ..api.headers import error_headers
 from ..api.llm import LLM_ROUTES, new_exchange
 from ..errors import CLIENT_CLOSED, SHUTDOWN_CANCELLED, AuthError, GatewayError, PayloadTooLarge
 from ..state import CONFIG, REQUEST_LOGGER
@@ -21,10 +22,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(exc: GatewayError, ex: Exchange | None = None) -> web.Response:
-    headers = exc.headers
-    if ex is not None:  # the row's id, as on a success, so a failure can be found in the log
-        headers = {**headers, "x-litellm-call-id": ex.request_id}
-    return web.json_response(exc.envelope(), status=exc.status, headers=headers)
+    return web.json_response(exc.envelope(), status=exc.status, headers=error_headers(exc, ex))
 
 
 @web.middleware

@@ -87,6 +87,15 @@ class MemoryRateCounter:
             usage.tokens.append((now, tokens))
             usage.token_sum += tokens
 
+    def usage(self, ref: Ref) -> tuple[int, int]:
+        """(requests, tokens) counted against `ref` in the last minute (for /metrics). Only
+        what a limit needs is counted: requests under an rpm_limit, tokens under a tpm_limit."""
+        usage = self._usage.get(ref)
+        if usage is None:
+            return 0, 0
+        usage.prune(self._clock())
+        return len(usage.requests), usage.token_sum
+
     def in_flight(self, ref: Ref) -> int:
         usage = self._usage.get(ref)
         return usage.in_flight if usage else 0

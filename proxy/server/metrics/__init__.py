@@ -1,0 +1,98 @@
+"""GET /metrics: Prometheus metrics under LiteLLM's names, so its Grafana dashboards work.
+
+- requests.py: one hook call per logged request (counters, histograms, in-flight);
+- deployments.py: upstream calls, fallbacks and rate-limit headers per deployment, and the
+  router's state at scrape time;
+- collectors.py: budgets, the request log and HTTP requests in flight, read at scrape time;
+- labels.py: bounded label values, LiteLLM's label names and bucket layouts.
+
+Each app owns a CollectorRegistry (never prometheus-client's global one), so several gateways
+in one process (tests) keep separate counts. Labels never hold request text: values from
+outside the config are bounded per label (labels.py) and a model name no deployment serves is
+counted as "other". docs/metrics-and-alerts.md lists every metric.
+
+Several worker processes (`--workers`, not built yet) would each count their own requests:
+every per-request metric is a prometheus-client metric, which its multiprocess mode can
+aggregate; the scrape-time collectors read per-process state (see that doc's last section).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.exposition import generate_latest
+
+from ...errors import PermissionDenied
+from ...state import AUTH, CONFIG, HOOKS, ROUTER
+from ..accounts import ACCOUNTS, Accounts
+from ..auth import bearer_token
+from .collectors import AccountsCollector, CallbackCollector, InFlightCollector, WriterCollector
+from .deployments import DeploymentMetrics, RouterCollector
+from .labels import BoundedValues, DeploymentLabels
+from .requests import RequestMetrics
+
+if TYPE_CHECKING:
+    from ...accounting.exchange import Exchange
+    from ...logdb.record import RequestRecord
+
+
+class GatewayMetrics:
+    """The gateway's metrics in one registry; also the RequestHook that feeds them."""
+
+    def __init__(self, app: web.Application) -> None:
+        config = app[CONFIG]
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.values = BoundedValues(config.general.metrics_label_values)
+        deployment = DeploymentLabels(self.values)
+        accounts = app[ACCOUNTS]
+        router = app[ROUTER]
+        self.requests = RequestMetrics(
+            self.registry, self.values, deployment, router, accounts,
+            end_users=not config.litellm.disable_end_user_cost_tracking_prometheus_only,
+        )
+        self.deployments = DeploymentMetrics(self.registry, self.values, deployment)
+        for collector in (
+            AccountsCollector(accounts), WriterCollector(app), InFlightCollector(app), CallbackCollector(app),
+            RouterCollector(router, self.deployments),
+        ):
+            self.registry.register(collector)
+
+    # -- RequestHook ------------------------------------------------------------------------
+    async def admit(self, exchange: Exchange) -> None:
+        await self.requests.admit(exchange)
+
+    def complete(self, exchange: Exchange, record: RequestRecord) -> None:
+        who, requested = self.requests.complete(exchange, record)
+        self.deployments.complete(exchange, record, requested, who[1:5])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics", GatewayMetrics)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    app = request.app
+    config = app[CONFIG]
+    if config.general.metrics_auth:
+        principal = await app[AUTH].authenticate(bearer_token(request))
+        if not principal.is_admin:
+            raise PermissionDenied("/metrics needs the master key (general_settings.metrics_auth).")
+    elif (config.general.require_auth_for_metrics_endpoint
+          or config.litellm.require_auth_for_metrics_endpoint):
+        # LiteLLM's setting: any valid key, master or virtual.
+        await app[AUTH].authenticate(bearer_token(request))
+    return web.Response(body=app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def setup_metrics(app: web.Application) -> None:
+    """Register GET /metrics and the hook that counts requests."""
+    app[ACCOUNTS] = Accounts(app)
+    metrics = GatewayMetrics(app)
+    app[METRICS] = metrics
+    app[HOOKS].append(metrics)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/metrics/", metrics_handler)  # LiteLLM's docs scrape "/metrics/"
