@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
+from proxy import migrations
 from proxy.history import generate_history
 from proxy.logdb.record import RequestRecord, utc_timestamp
 from proxy.logdb.rollups import BUCKET_RATIO, bucket_of, nearest_rank
+from proxy.logdb.schema import INSERT_REQUEST_SQL
 
 HOURLY_DIMENSIONS = ("hour", "model", "user_id", "key_hash", "key_alias", "team_id", "status_code",
                      "error_type", "cost_status", "reached", "host")
@@ -59,6 +61,23 @@ def hostile_records(now: float) -> list[RequestRecord]:
         RequestRecord(timestamp=utc_timestamp(now), request_id="odd-3", model="x<script>", user_id="",
                       latency=0.2, upstream_latency=0.1, time_to_first_token=0.0, stream=1, **base),
     ]
+
+
+def log_before_rollups(path: Path, records: list[RequestRecord]) -> Path:
+    """A log as the gateway wrote it before migration 0003 (schema version 2), with `records`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for number, _, sql in migrations.load("proxy.logdb"):
+            if number < 3:
+                for statement in migrations.statements(sql):
+                    conn.execute(statement)
+        conn.execute("PRAGMA user_version=2")
+        conn.execute("BEGIN")
+        conn.executemany(INSERT_REQUEST_SQL, [r.as_row() for r in records])
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return path
 
 
 def _hour(timestamp: Any) -> str:

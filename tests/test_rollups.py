@@ -8,15 +8,17 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
-from proxy import migrations
 from proxy.cli import main
 from proxy.logdb import rollups
 from proxy.logdb.schema import INSERT_REQUEST_SQL, connect_writer
 from proxy.logdb.writer import LogWriter
 from proxy.ops.backup import backup_file
 from proxy.ops.prune import prune_request_log
+from tests.datasette_harness import METADATA, clean_env, explore_command, rows, start, stop
 from tests.rollup_helpers import (
     assert_rollups_agree,
     assert_within_one_bucket,
@@ -24,6 +26,7 @@ from tests.rollup_helpers import (
     exact_percentiles,
     expected_hourly,
     hostile_records,
+    log_before_rollups,
     raw_rows,
     stored_histogram,
     stored_hourly,
@@ -145,21 +148,10 @@ def test_rollups_follow_every_insert_path(tmp_path):
 
 def test_migration_backfills_an_existing_log(tmp_path):
     """A log written before migration 0003 gets rollups equal to its rows when it is migrated."""
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for number, _, sql in migrations.load("proxy.logdb"):
-        if number < 3:
-            for statement in migrations.statements(sql):
-                conn.execute(statement)
-    conn.execute(f"PRAGMA user_version={2}")
-    old_insert = INSERT_REQUEST_SQL  # columns of 0002: the same names the writer uses
-    records = varied_records(rows=800, days=3, seed=8, now=NOW) + hostile_records(NOW)
-    conn.execute("BEGIN")
-    conn.executemany(old_insert, [r.as_row() for r in records])
-    conn.execute("COMMIT")
-    assert "rollup_hourly" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    conn.close()
-
+    path = log_before_rollups(tmp_path / "old.db", varied_records(rows=800, days=3, seed=8, now=NOW)
+                              + hostile_records(NOW))
+    with sqlite3.connect(path) as conn:
+        assert not rollups.has_rollups(conn)
     assert main(["migrate", "--db", str(path)]) == 0
     assert_rollups_agree(path)
     assert main(["migrate", "--db", str(path)]) == 0  # nothing left to do, nothing doubled
@@ -209,3 +201,44 @@ def test_sqlite_archive_of_a_prune_rolls_up_each_row_once(tmp_path):
     prune_request_log(snapshot, 4, archive_dir=archive, archive_format="sqlite", now=NOW)  # same rows again
     for month in archive.glob("*.db"):
         assert_rollups_agree(month)
+
+
+# -- Datasette on a file without rollups ---------------------------------------------------------
+
+
+def test_datasette_on_a_log_without_rollups_answers_exactly_then_fast_after_migrate(tmp_path):
+    path = log_before_rollups(tmp_path / "litellm.db", varied_records(rows=600, days=3, seed=16, now=NOW - 60))
+    latencies = by_model_reached(raw_rows(path))
+    server = start(explore_command(path), clean_env(), tmp_path / "before.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            found = {r["model"]: r for r in rows(client, "/litellm/latency_percentiles.json", days=30)}
+            page = client.get("/litellm/latency_percentiles").text
+    finally:
+        stop(server)
+    assert "python -m proxy migrate --db" in (tmp_path / "before.log").read_text()
+    assert "python -m proxy migrate --db FILE" in page
+    assert set(found) == set(latencies)
+    for model, row in found.items():  # the raw-row query stood in: exact
+        assert row["p95_latency"] == exact_percentiles(latencies[model])[95]
+
+    assert main(["migrate", "--db", str(path)]) == 0
+    server = start(explore_command(path), clean_env(), tmp_path / "after.log")
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            fast = {r["model"]: r for r in rows(client, "/litellm/latency_percentiles.json", days=30)}
+    finally:
+        stop(server)
+    assert "migrate" not in (tmp_path / "after.log").read_text()
+    for model, row in fast.items():
+        assert row["requests"] == len(latencies[model])
+        assert_within_one_bucket(row["p95_latency"], exact_percentiles(latencies[model])[95])
+
+
+def test_the_canned_query_is_the_shared_reader_sql():
+    """datasette/metadata.yml's latency_percentiles is rollups.LATENCY_PERCENTILES with :days."""
+    query = yaml.safe_load(METADATA.read_text())["databases"]["litellm"]["queries"]["latency_percentiles"]
+    since = rollups.SINCE_HOUR_SQL.replace(":days", "abs(CAST(COALESCE(NULLIF(:days, ''), 7) AS REAL))")
+    words = " ".join(rollups.LATENCY_PERCENTILES.replace(":since", since).split())
+    assert " ".join(query["sql"].split()).replace("( ", "(").replace(" )", ")") == words.replace(
+        "( ", "(").replace(" )", ")")
