@@ -211,6 +211,9 @@ def test_merge_command_line(tmp_path, capsys):
     sqlite3.connect(keys).execute("CREATE TABLE keys (hash TEXT)").connection.close()
     assert main(["merge", "--into", str(report), str(keys)]) == 1
     assert "not a Shin Gateway request log" in capsys.readouterr().err
+    assert main(["merge", "--into", str(keys), str(a)]) == 1
+    assert "not a request log database" in capsys.readouterr().err
+    assert {r[0] for r in sqlite3.connect(keys).execute("SELECT name FROM sqlite_master")} == {"keys"}
     assert len(merged(report)) == 70
 
 

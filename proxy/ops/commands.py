@@ -162,7 +162,8 @@ def run_merge(args: argparse.Namespace) -> int:
 
     result = merge_logs(args.into, [parse_shard(text) for text in args.shards], batch_size=args.batch_size)
     for shard in result.shards:
-        note = " (high-water mark did not fit: checked every row)" if shard.full_scan else ""
+        note = (" (older than what was merged from it: each row checked)" if shard.older else
+                " (high-water mark did not fit this file: each row checked)" if shard.full_scan else "")
         print(f"{shard.host}: {shard.copied:,} new rows of {shard.seen:,} read from {shard.path}{note}")
     print(f"merged {result.copied:,} new rows into {result.target}")
     return 0

@@ -42,6 +42,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # `make backup` names files <stem>-YYYYMMDDTHHMMSSZ.db: the stamp is no part of a host's name.
 _BACKUP_STAMP_RE = re.compile(r"-\d{8}T\d{6}Z$")
 
+TABLES_SQL = "SELECT name FROM sqlite_master WHERE type = 'table'"
 SHARD_META_SQL = "SELECT key, value FROM shard.log_meta WHERE key IN ('database_id', 'host')"
 SHARD_COLUMNS_SQL = "SELECT name FROM pragma_table_info('request_log', 'shard')"
 STATE_SQL = "SELECT last_id, last_request_id FROM merge_sources WHERE source = :source"
@@ -114,6 +115,11 @@ def default_host(path: Path) -> str:
 def connect_target(path: str | Path) -> sqlite3.Connection:
     """The merged database: created if missing, migrated (rollup trigger included)."""
     conn = sqlite3.connect(str(path), isolation_level=None)
+    tables = {row[0] for row in conn.execute(TABLES_SQL)}
+    if tables and "request_log" not in tables:
+        conn.close()
+        # Never add a request log to keys.db or any other database given by mistake.
+        raise OperationError(f"{path}: not a request log database; --into takes a new file or a merged one")
     for pragma in WRITER_PRAGMAS:
         conn.execute(pragma)
     migrate(conn)
