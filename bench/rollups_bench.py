@@ -115,7 +115,7 @@ def merge_throughput(rows: int) -> dict[str, float]:
 def _explore_argv(db: Path, port: int) -> list[str]:
     printed = subprocess.run(["make", "-s", "-n", "explore", f"DB={db}", f"PORT={port}", "HOST=127.0.0.1"],
                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    [line] = [line for line in printed.replace("\\\n", " ").splitlines() if "-m datasette serve" in line]
+    [line] = [line for line in printed.replace("\\\n", " ").splitlines() if "shin-explore" in line]
     return shlex.split(line)
 
 

@@ -21,7 +21,7 @@ from proxy import migrations
 from proxy.history import generate_history
 from proxy.logdb.record import RequestRecord, utc_timestamp
 from proxy.logdb.rollups import BUCKET_RATIO, bucket_of, nearest_rank
-from proxy.logdb.schema import INSERT_REQUEST_SQL
+from proxy.logdb.schema import LOG_COLUMNS, table_columns
 
 HOURLY_DIMENSIONS = ("hour", "model", "user_id", "key_hash", "key_alias", "team_id", "status_code",
                      "error_type", "cost_status", "reached", "host")
@@ -72,8 +72,11 @@ def log_before_rollups(path: Path, records: list[RequestRecord]) -> Path:
                 for statement in migrations.statements(sql):
                     conn.execute(statement)
         conn.execute("PRAGMA user_version=2")
+        present = [c for c in LOG_COLUMNS if c in table_columns(conn)]
+        insert = "INSERT INTO request_log ({}) VALUES ({})".format(
+            ", ".join(present), ", ".join(f":{c}" for c in present))
         conn.execute("BEGIN")
-        conn.executemany(INSERT_REQUEST_SQL, [r.as_row() for r in records])
+        conn.executemany(insert, [r.as_row() for r in records])
         conn.execute("COMMIT")
     finally:
         conn.close()
