@@ -242,3 +242,33 @@ def test_the_canned_query_is_the_shared_reader_sql():
     words = " ".join(rollups.LATENCY_PERCENTILES.replace(":since", since).split())
     assert " ".join(query["sql"].split()).replace("( ", "(").replace(" )", ")") == words.replace(
         "( ", "(").replace(" )", ")")
+
+
+def test_rows_replayed_from_a_spill_file_are_rolled_up_once(tmp_path):
+    """The database refused writes, rows went to the spill file, the next start replayed them."""
+    path = tmp_path / "litellm.db"
+    write_log(path, varied_records(rows=200, days=2, seed=17, now=NOW))
+    spilled = varied_records(rows=150, days=2, seed=18, now=NOW)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    writer = LogWriter(path, spill_after=0, retry_interval=0.05)
+    try:
+        writer.start()
+        writer.submit_many(spilled)
+        assert writer.wait_idle(20) and writer.status().spilled_pending == 150
+    finally:
+        writer.stop(20)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    later = LogWriter(path, retry_interval=0.05)
+    later.start()
+    try:
+        deadline = time.monotonic() + 20
+        while later.status().spilled_pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert later.status().rows_replayed == 150
+    finally:
+        later.stop()
+    rows = raw_rows(path)
+    assert len(rows) == 350
+    assert_rollups_agree(path, rows)
