@@ -1,9 +1,10 @@
-"""`python -m bench` (= `make bench`): the proxy, site and soak benchmarks, one after another.
+"""`python -m bench` (= `make bench`): the proxy, site, soak and rollups benchmarks, one after another.
 
   python -m bench                 # all, figures into BENCHMARKS.md
   python -m bench proxy [--quick] [--no-write] [--litellm VENV]   # one, with its own options
   python -m bench site [...]      # bench/site_bench.py, when present
   python -m bench soak [--quick] [--no-write]   # bench/soak_bench.py
+  python -m bench rollups [--quick] [--no-write]   # bench/rollups_bench.py: trigger, merge, Datasette
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import inspect
 import sys
 from collections.abc import Callable
 
-BENCHES = ("proxy", "site", "soak")
+BENCHES = ("proxy", "site", "soak", "rollups")
 
 
 def _entry(name: str) -> Callable[..., int | None] | None:

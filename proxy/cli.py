@@ -82,10 +82,12 @@ def _run_example_config(args: argparse.Namespace) -> int:
 def _commands() -> dict[str, Command]:
     commands: dict[str, Command] = {"serve": (_add_serve, _run_serve), "settings": (_add_settings, _run_settings),
                                     "example-config": (_add_settings, _run_example_config)}
-    from .ops.commands import BACKUP, PRUNE
+    from .ops.commands import BACKUP, MERGE, MIGRATE, PRUNE
 
     commands["backup"] = BACKUP
     commands["prune"] = PRUNE
+    commands["merge"] = MERGE
+    commands["migrate"] = MIGRATE
     from .admin.cli import KEYS, TEAMS, USERS
 
     commands["keys"] = KEYS

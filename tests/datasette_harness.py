@@ -37,6 +37,7 @@ CANNED_QUERIES = (
     "daily_cost_trend",
     "latency_by_model",
     "latency_percentiles",
+    "latency_percentiles_exact",
     "error_rates",
     "hourly_throughput",
     "top_users_by_cost",

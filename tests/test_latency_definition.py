@@ -19,6 +19,7 @@ from sitegen import queries as q
 from sitegen.alerts.rules import MODEL_P95_SQL
 
 from .conftest import MASTER_KEY
+from .rollup_helpers import assert_within_one_bucket
 
 METADATA = Path(__file__).parents[1] / "datasette" / "metadata.yml"
 PROMPT = [{"role": "user", "content": "hello"}]
@@ -56,15 +57,19 @@ def expected_p95(conn: sqlite3.Connection, counted: str) -> dict[str, tuple[int,
 
 
 def three_p95s(conn: sqlite3.Connection) -> tuple[dict, dict, dict]:
-    """p95 per model as the report, Datasette's latency_percentiles and the p95 alert compute it."""
+    """p95 per model as the report, Datasette's latency_percentiles_exact and the p95 alert compute it."""
     now = time.time()
     window = {"start": utc_timestamp(now - 7 * 86400), "end": utc_timestamp(now + 60)}
     report = {r[0]: (r[1], r[3]) for r in conn.execute(q.LATENCY_PERCENTILES, window)}
-    canned = yaml.safe_load(METADATA.read_text())["databases"]["litellm"]["queries"]["latency_percentiles"]
-    datasette = {r[0]: (r[1], r[3]) for r in conn.execute(canned["sql"], {"days": "7"})}
+    datasette = canned_p95(conn, "latency_percentiles_exact")
     alert = {r[0]: (r[1], r[2]) for r in conn.execute(
         MODEL_P95_SQL, {"since": utc_timestamp(now - 3600), "min_requests": 1})}
     return report, datasette, alert
+
+
+def canned_p95(conn: sqlite3.Connection, name: str) -> dict[str, tuple[int, float]]:
+    canned = yaml.safe_load(METADATA.read_text())["databases"]["litellm"]["queries"][name]
+    return {r[0]: (r[1], r[3]) for r in conn.execute(canned["sql"], {"days": "7"})}
 
 
 def assert_agree(report: dict, datasette: dict, alert: dict, expected: dict) -> None:
@@ -94,6 +99,11 @@ async def test_report_datasette_and_alert_share_one_definition(gateway, tmp_path
     assert expected["gpt-4o-mini"][0] == 3  # its 400 and 401 are not counted
     assert "down" not in expected and "no-such-model" not in expected
     assert_agree(*three_p95s(conn), expected)
+    # latency_percentiles reads the hourly rollups: the same requests, p95 within one bucket.
+    fast = canned_p95(conn, "latency_percentiles")
+    assert {m: n for m, (n, _) in fast.items()} == {m: n for m, (n, _) in expected.items()}
+    for model, (_, p95) in expected.items():
+        assert_within_one_bucket(fast[model][1], p95)
     conn.close()
 
     # A log an older gateway wrote (the guide's columns only) counts every request.

@@ -5,6 +5,7 @@ Migrations are `migrations/NNNN_name.sql`, applied by `proxy.migrations` (shared
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -80,6 +81,26 @@ WRITER_PRAGMAS: tuple[str, ...] = (
 )
 
 
+#: The gateway names its host in the database it writes (migration 0003's log_meta), so
+#: `python -m proxy merge` can label a shard's rows without being told; written only on change.
+RECORD_HOST_SQL = """
+INSERT INTO log_meta (key, value) VALUES ('host', :host)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value
+"""
+
+
+def record_host(conn: sqlite3.Connection) -> None:
+    """Name this host in log_meta when it is not named so yet (a convenience for merge only)."""
+    host = socket.gethostname()
+    try:
+        row = conn.execute("SELECT value FROM log_meta WHERE key = 'host'").fetchone()
+        if row is None or row[0] != host:
+            conn.execute(RECORD_HOST_SQL, {"host": host})
+    except sqlite3.DatabaseError:
+        # A read-only or full file still takes the writer (it spills); merge can be told the name.
+        pass
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the request log up to date; returns the schema version."""
     return migrations.apply(conn, __package__)
@@ -95,6 +116,7 @@ def connect_writer(path: str | Path, extra_pragmas: tuple[str, ...] = ()) -> sql
     except BaseException:
         conn.close()
         raise
+    record_host(conn)
     return conn
 
 

@@ -48,24 +48,25 @@ class LogStore:
         With `replay`, a row whose request_id is already logged is skipped (not counted)."""
         conn = self._connection()
         sql = REPLAY_REQUEST_SQL if replay else INSERT_REQUEST_SQL
-        before = conn.total_changes
+        # Counted by rowcount (rows this statement inserted), not total_changes, which also
+        # counts what the rollup trigger writes for each row.
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, rows)
+            inserted = conn.executemany(sql, rows).rowcount
             conn.execute("COMMIT")
-            return conn.total_changes - before, []
+            return inserted, []
         except sqlite3.OperationalError:
             _rollback(conn)
             raise
         except Exception:  # a row: integrity, binding, overflow, …
             _rollback(conn)
         refused: list[tuple[Row, Exception]] = []
-        before = conn.total_changes
+        inserted = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
             for row in rows:
                 try:
-                    conn.execute(sql, row)
+                    inserted += conn.execute(sql, row).rowcount
                 except sqlite3.OperationalError:
                     raise
                 except Exception as exc:
@@ -74,7 +75,7 @@ class LogStore:
         except BaseException:
             _rollback(conn)
             raise
-        return conn.total_changes - before, refused
+        return inserted, refused
 
     def faulted(self, exc: sqlite3.Error) -> None:
         """After an OperationalError: come back quickly to a lock; keep the connection through

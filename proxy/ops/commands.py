@@ -1,4 +1,4 @@
-"""`shin-proxy backup` and `shin-proxy prune`: argument parsing and output for proxy/ops."""
+"""`shin-proxy backup|prune|merge|migrate`: argument parsing and output for proxy/ops."""
 
 from __future__ import annotations
 
@@ -134,5 +134,83 @@ def run_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- merge ---------------------------------------------------------------------------------
+
+MERGE_EXAMPLES = """examples:
+  shin-proxy merge --into report.db host-a.db host-b.db     # names from the shards themselves
+  shin-proxy merge --into report.db a=/srv/pull/a/litellm.db b=/srv/pull/b/litellm.db
+  make report DB=report.db && make explore DB=report.db
+"""
+
+
+def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Copy the request logs of several hosts (their backups, or live files) into one\n"
+                          "database for the report and Datasette. Incremental and idempotent: only rows\n"
+                          "not merged yet (by request_id) are copied; each gets a host column.")
+    parser.epilog = MERGE_EXAMPLES
+    parser.add_argument("--into", required=True, metavar="REPORT_DB",
+                        help="the merged database (created if missing)")
+    parser.add_argument("shards", nargs="+", metavar="[NAME=]SHARD_DB",
+                        help="a host's litellm.db or backup; NAME= sets its host name (default: the "
+                             "hostname the gateway recorded in it, else the file name)")
+    parser.add_argument("--batch-size", type=_positive_int, default=20_000, help="rows per transaction")
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Merge several hosts' request logs into one database."""
+    from .merge import merge_logs, parse_shard
+
+    result = merge_logs(args.into, [parse_shard(text) for text in args.shards], batch_size=args.batch_size)
+    for shard in result.shards:
+        note = (" (older than what was merged from it: each row checked)" if shard.older else
+                " (high-water mark did not fit this file: each row checked)" if shard.full_scan else "")
+        print(f"{shard.host}: {shard.copied:,} new rows of {shard.seen:,} read from {shard.path}{note}")
+    print(f"merged {result.copied:,} new rows into {result.target}")
+    return 0
+
+
+# -- migrate -------------------------------------------------------------------------------
+
+
+MIGRATE_EXAMPLES = """examples:
+  shin-proxy migrate --db backups/litellm-20250101T000000Z.db
+  shin-proxy migrate --config config.yaml                 # general_settings.database_path
+"""
+
+
+def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Bring a request log up to date (the gateway does this when it starts): for a\n"
+                          "backup, a file from an older gateway, or before `make explore` on one. Adds and\n"
+                          "backfills the hourly rollups; holds the write lock while it runs.")
+    parser.epilog = MIGRATE_EXAMPLES
+    _common(parser)
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    """Apply the request log's migrations (rollups backfilled) to a database file."""
+    import sqlite3
+
+    from ..errors import OperationError
+    from ..logdb.schema import migrate
+    from ..migrations import schema_version
+
+    db = _db_path(args, _config(args))
+    if not db.is_file():
+        raise OperationError(f"{db}: no such database (is --db right?)")
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        before = schema_version(conn)
+        after = migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise OperationError(f"{db}: cannot migrate: {exc}") from None
+    finally:
+        conn.close()
+    print(f"{db}: schema version {before} -> {after}" if after != before else f"{db}: up to date (version {after})")
+    return 0
+
+
 BACKUP = (add_backup_arguments, run_backup)
 PRUNE = (add_prune_arguments, run_prune)
+MERGE = (add_merge_arguments, run_merge)
+MIGRATE = (add_migrate_arguments, run_migrate)

@@ -4,7 +4,7 @@ Rows go in batches, each deleted in its own short write transaction: the gateway
 waits at most one batch (milliseconds), never the whole prune. With an archive folder, each
 batch is first appended to a per-month archive (gzip JSON lines or a SQLite file) and made
 durable, and only then deleted, so an interrupted prune loses nothing (a re-run may archive a
-row twice in JSON lines; `id` identifies it; the SQLite archive replaces by id).
+row twice in JSON lines; `id` identifies it; the SQLite archive keeps one row per id).
 
 Space: deleted pages go to SQLite's free list and are reused by new rows, so with a steady
 retention the file stops growing without any vacuum. `vacuum=True` shrinks the file with a
@@ -46,7 +46,8 @@ DELETE_OLD_SQL = (
     "(SELECT id FROM request_log WHERE timestamp < :cutoff ORDER BY timestamp LIMIT :limit)"
 )
 DELETE_ID_SQL = "DELETE FROM request_log WHERE id = :id"
-ARCHIVE_INSERT_SQL = "INSERT OR REPLACE INTO request_log ({cols}) VALUES ({params})"
+# OR IGNORE, not OR REPLACE: a replaced row would be rolled up again by the archive's trigger.
+ARCHIVE_INSERT_SQL = "INSERT OR IGNORE INTO request_log ({cols}) VALUES ({params})"
 
 
 @dataclass
