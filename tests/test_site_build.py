@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from sitegen.catalogue import PAGES, TABLES
-from tests.site_fixtures import HOSTILE, HOSTILE_ATTR, NOW, build, history_db
+from sitegen.plan import site_plan
+from tests.site_fixtures import BREAKDOWNS, HOSTILE, HOSTILE_ATTR, NOW, build, history_db
+
+PLAN = site_plan(BREAKDOWNS)
+PAGES, TABLES = PLAN.pages, PLAN.tables
 
 GOLDEN = Path(__file__).parent / "golden" / "site"
 
@@ -167,12 +170,10 @@ def test_tables_without_a_canned_query_link_their_own_sql(site: Path) -> None:
     import re
     from urllib.parse import parse_qs, urlsplit
 
-    from sitegen.catalogue import TABLES
-
     pages = "".join(p.read_text() for p in site.glob("*.html"))
     links = [html_lib.unescape(h) for h in re.findall(r'href="(https://datasette\.example/litellm\?[^"]+)"', pages)]
     assert links, "no ad-hoc Datasette links"
-    by_sql = {t.sql.strip(): t for t in TABLES}
+    by_sql = {t.sql.strip(): t for t in TABLES if t.compute is None}
     for link in links:
         query = parse_qs(urlsplit(link).query)
         spec = by_sql[query["sql"][0]]
@@ -180,4 +181,9 @@ def test_tables_without_a_canned_query_link_their_own_sql(site: Path) -> None:
         for name in re.findall(r":(\w+)", spec.sql):
             assert name in query, (spec.name, name)
     linked = {by_sql[parse_qs(urlsplit(link).query)["sql"][0]].name for link in links}
-    assert linked | {t.name for t in TABLES if t.datasette} | {"period_summary"} == {t.name for t in TABLES}
+    computed = {t.name for t in TABLES if t.compute is not None and not t.datasette}
+    assert linked | {t.name for t in TABLES if t.datasette} | {"period_summary"} | computed == {
+        t.name for t in TABLES}
+    # Breakdowns link to their canned queries with the key as a parameter.
+    assert 'href="https://datasette.example/litellm/breakdown?key=project&amp;days=30"' in pages
+    assert 'href="https://datasette.example/litellm/breakdown_daily_cost?key=tags&amp;days=30"' in pages
