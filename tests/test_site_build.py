@@ -187,3 +187,48 @@ def test_tables_without_a_canned_query_link_their_own_sql(site: Path) -> None:
     # Breakdowns link to their canned queries with the key as a parameter.
     assert 'href="https://datasette.example/litellm/breakdown?key=project&amp;days=30"' in pages
     assert 'href="https://datasette.example/litellm/breakdown_daily_cost?key=tags&amp;days=30"' in pages
+
+
+def _units(spec: object) -> list[dict]:
+    """Every single-view spec (mark + encoding) inside a chart: layers, facets, concatenations."""
+    found = []
+    if isinstance(spec, dict):
+        if "mark" in spec and "encoding" in spec:
+            found.append(spec)
+        for value in spec.values():
+            found += _units(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found += _units(value)
+    return found
+
+
+def test_every_chart_is_valid_vega_lite_with_tooltips_and_legend_highlighting(site: Path) -> None:
+    """The build skips altair's schema validation (for speed); this is where it happens."""
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema import load_schema
+
+    schema = load_schema()
+    charts = sorted((site / "data").glob("chart-*.vl.json"))
+    assert len(charts) == len(PLAN.charts())
+    for path in charts:
+        spec = json.loads(path.read_text())
+        validate_jsonschema(spec, schema, rootschema=schema)
+        units = _units(spec)
+        assert units, path.name
+        for unit in units:
+            assert "tooltip" in unit["encoding"], (path.name, unit["mark"])
+        legends = [u for u in units if "field" in u["encoding"].get("color", {})
+                   and u["encoding"]["color"].get("legend", {}) is not None]
+        bound = {p["name"] for p in _params(spec) if p.get("bind") == "legend"}
+        for unit in legends:  # clicking a legend entry highlights that series
+            assert unit["encoding"]["opacity"]["condition"]["param"] in bound, path.name
+
+
+def _params(spec: object) -> list[dict]:
+    """Every parameter of a chart, wherever altair put it (layers hoist theirs to the top)."""
+    if isinstance(spec, dict):
+        return list(spec.get("params", [])) + [p for v in spec.values() for p in _params(v)]
+    if isinstance(spec, list):
+        return [p for v in spec for p in _params(v)]
+    return []
