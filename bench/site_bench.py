@@ -76,8 +76,9 @@ def ensure_db(path: Path, rows: int, days: int) -> float | None:
 
 def build_inputs(folder: Path) -> tuple[Path, Path]:
     """The config.yaml (breakdowns) and keys.db (budgets on the history's keys) builds use."""
-    from proxy.admin.record import KeyRecord, display_name
-    from proxy.admin.store import KeyStore
+    from proxy.admin.records import KeyRecord
+    from proxy.admin.records.key import display_name
+    from proxy.admin.store.sqlite import KeysDB
     from proxy.server.auth import hash_key
 
     config = folder / "config.yaml"
@@ -85,7 +86,7 @@ def build_inputs(folder: Path) -> tuple[Path, Path]:
                       "litellm_settings:\n  max_budget: 5000\n  budget_duration: 30d\n")
     keys = folder / "keys.db"
     if not keys.exists():
-        store = KeyStore(keys)
+        store = KeysDB(keys)
         for alias in ("team-web", "team-data", "ci"):
             raw = f"sk-demo-{alias}"  # proxy.history's key hashes
             store.insert(KeyRecord(key_hash=hash_key(raw), key_name=display_name(raw),

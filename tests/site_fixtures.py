@@ -11,8 +11,10 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from proxy.admin.record import KeyRecord, display_name, iso
-from proxy.admin.store import KeyStore
+from proxy.admin.records import EndUserRecord, KeyRecord, MemberRecord, TeamRecord, UserRecord
+from proxy.admin.records.entities import BudgetTier
+from proxy.admin.records.key import display_name
+from proxy.admin.store.sqlite import KeysDB
 from proxy.history import generate_history
 from proxy.logdb.record import RequestRecord, utc_timestamp
 from proxy.logdb.writer import LogWriter
@@ -73,19 +75,21 @@ def history_db(path: Path) -> Path:
 
 
 def keys_db(path: Path, keys: list[dict], global_spend: float | None = None,
-            global_reset: float | None = None) -> Path:
-    """keys.db written by the gateway's own KeyStore: each dict holds KeyRecord fields, with
-    `raw` the raw key (only its hash and display form are stored)."""
-    store = KeyStore(path)
+            global_reset: float | None = None, others: list[object] = ()) -> Path:
+    """keys.db written by the gateway's own KeysDB: each dict holds KeyRecord fields, with
+    `raw` the raw key (only its hash and display form are stored); `others` are users, teams,
+    members, tiers and end users as records."""
+    store = KeysDB(path)
     try:
         for fields in keys:
             fields = dict(fields)
             raw = fields.pop("raw")
             store.insert(KeyRecord(key_hash=hash_key(raw), key_name=display_name(raw),
                                    created_at=NOW - 86400, updated_at=NOW - 86400, **fields))
+        for record in others:
+            store.insert(record)
         if global_spend is not None:
-            store.save_spend([], [{"name": "global", "spend": global_spend, "budget_duration": "30d",
-                                   "budget_reset_at": iso(global_reset), "updated_at": iso(NOW)}])
+            store.save_global(global_spend, "30d", global_reset, NOW)
     finally:
         store.close()
     return path
@@ -102,7 +106,19 @@ def history_keys_db(path: Path) -> Path:
         {"raw": "sk-demo-ci", "key_alias": "ci", "max_budget": 15.0, "spend": 2.0},
         {"raw": "sk-hostile-key-0000", "key_alias": HOSTILE_ATTR + HOSTILE, "max_budget": 1.0},
         {"raw": "sk-unbudgeted-key-1234", "key_alias": "free"},
-    ], global_spend=120.0, global_reset=reset)
+    ], global_spend=120.0, global_reset=reset, others=[
+        UserRecord(user_id="carol", max_budget=30.0, spend=12.0, budget_duration="30d",
+                   budget_reset_at=reset, created_at=NOW, updated_at=NOW),
+        UserRecord(user_id="bob", created_at=NOW, updated_at=NOW),  # no budget: not listed
+        TeamRecord(team_id="platform", team_alias="Platform", max_budget=200.0, spend=20.0,
+                   created_at=NOW, updated_at=NOW),
+        MemberRecord(team_id="platform", user_id="alice", max_budget_in_team=5.0, spend=1.0,
+                     created_at=NOW),
+        BudgetTier(budget_id="tier-small", max_budget=2.0, budget_duration="1d",
+                   created_at=NOW, updated_at=NOW),
+        EndUserRecord(user_id="dave", budget_id="tier-small", spend=0.5, created_at=NOW,
+                      updated_at=NOW),
+    ])
 
 
 def empty_db(path: Path) -> Path:

@@ -290,3 +290,22 @@ def test_breakdowns_by_a_scalar_key_and_a_list_key(history_site: Path, tmp_path:
     assert "(not set)" in html and 'id="chart-by_tags_daily"' in html
     keys = {r["key"] for r in rows(history_site, "metadata_keys")}
     assert {"project", "feature", "environment", "tags"} <= keys
+
+
+def test_every_kind_of_budget_keys_db_holds(history_site: Path) -> None:
+    """Keys, users, teams, team members and end users (through their budget tier), each with
+    its own spend rate from the log: carol's is her requests' cost over the last 7 days."""
+    found = {(r["scope"], r["name"]): r for r in rows(history_site, "budgets")}
+    assert set(found) == {
+        ("gateway", "the gateway"), ("key", "team-web"), ("key", "team-data"), ("key", "ci"),
+        ("key", '"><img src=x onerror=alert(2)></script><script>alert(1)</script>'),
+        ("user", "carol"), ("team", "Platform"), ("member", "alice in Platform"),
+        ("end user", "dave"),
+    }  # bob has no budget, "free" neither
+    conn = sqlite3.connect(history_site.parent / "litellm.db")
+    week = conn.execute("SELECT SUM(cost) FROM request_log WHERE user_id = 'carol' AND timestamp >= "
+                        "'2025-12-24 14:30:00.000' AND timestamp < '2025-12-31 14:30:00.000'").fetchone()[0]
+    assert found[("user", "carol")]["rate_per_day"] == round(week / 7, 6)
+    # dave's tier has a 1-day period and none started yet: it resets before it runs out.
+    assert found[("end user", "dave")]["status"] == "resets first"
+    assert (found[("end user", "dave")]["max_budget"], found[("member", "alice in Platform")]["max_budget"]) == (2.0, 5.0)
