@@ -18,6 +18,7 @@ p95 latency follows the report's one rule: nearest rank over requests that reach
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,8 +72,8 @@ class Judged:
         return self.value > self.band.upper
 
 
-def _judge(buckets: list[Bucket], history_of, judged: int, min_history: int,
-           hourly: bool) -> list[Judged]:
+def _judge(buckets: list[Bucket], history_of: Callable[[int], range], judged: int,
+           min_history: int, hourly: bool) -> list[Judged]:
     """Every metric of the last `judged` buckets, against the history `history_of(i)` gives."""
     first_active = next((i for i, b in enumerate(buckets) if b.requests), len(buckets))
     out = []
