@@ -107,6 +107,7 @@ class Segment:
     cost: float
     tokens: int
     errors: int
+    reached: int
 
 
 def _empty(first: datetime, step: timedelta, count: int, fmt: str, now: datetime) -> list[Bucket]:
@@ -122,7 +123,9 @@ def _scan(reader: Reader) -> tuple[list[Bucket], dict[tuple[str, int], Segment]]
     buckets = _empty(first, day, DAYS, "%Y-%m-%d", now)
     marks = boundaries(now)
     cuts = sorted({b.start for b in buckets} | {m for m in marks if first < m < now} | {now})
-    reached_from = midnight - (LATENCY_DAYS - 1) * day
+    # Requests that reached an upstream: counted where a p95 needs them (the last LATENCY_DAYS
+    # days, and the Overview's six periods, which reach back to b0).
+    reached_from = min(midnight - (LATENCY_DAYS - 1) * day, marks[0])
     counted = STRETCH_BY_MODEL.format(reached=reached(reader))
     skipped = STRETCH_BY_MODEL.format(reached="NULL")
     by_label = {b.label: b for b in buckets}
@@ -136,13 +139,14 @@ def _scan(reader: Reader) -> tuple[list[Bucket], dict[tuple[str, int], Segment]]
             b.errors += int(row["errors"] or 0)
             b.cost += float(row["cost"] or 0.0)
             b.reached += int(row["reached"] or 0)
-            acc = totals.setdefault((str(row["model"]), segment), [0, 0, 0.0, 0, 0])
+            acc = totals.setdefault((str(row["model"]), segment), [0, 0, 0.0, 0, 0, 0])
             acc[0] += int(row["requests"])
             acc[1] += int(row["costed"] or 0)
             acc[2] += float(row["cost"] or 0.0)
             acc[3] += int(row["tokens"] or 0)
             acc[4] += int(row["errors"] or 0)
-    return buckets, {k: Segment(int(v[0]), int(v[1]), v[2], int(v[3]), int(v[4]))
+            acc[5] += int(row["reached"] or 0)
+    return buckets, {k: Segment(int(v[0]), int(v[1]), v[2], int(v[3]), int(v[4]), int(v[5]))
                      for k, v in sorted(totals.items())}
 
 
@@ -195,18 +199,20 @@ def hourly(reader: Reader) -> list[Bucket]:
 
 
 def window_totals(reader: Reader, start: datetime, end: datetime) -> dict[str, object] | None:
-    """Requests, tokens, cost and errors of [start, end) when it is a union of the comparison
-    segments (the Overview's six periods), from the shared scan; else None."""
+    """Requests, tokens, cost, errors and requests that reached an upstream (latency
+    percentiles' count) of [start, end) when it is a union of the comparison segments (the
+    Overview's six periods), from the shared scan; else None."""
     marks = boundaries(reader.clock.now) + [reader.clock.now]
     if start not in marks or end not in marks or start >= end:
         return None
     wanted = {i for i in range(7) if start <= marks[i] and marks[i + 1] <= end}
-    totals: dict[str, object] = {"requests": 0, "tokens": 0, "cost": 0.0, "errors": 0}
+    totals: dict[str, object] = {"requests": 0, "tokens": 0, "cost": 0.0, "errors": 0, "reached": 0}
     for (_, segment), seg in segments(reader).items():
         if segment in wanted:
             totals["requests"] += seg.requests  # type: ignore[operator]
             totals["tokens"] += seg.tokens  # type: ignore[operator]
             totals["cost"] += seg.cost  # type: ignore[operator]
             totals["errors"] += seg.errors  # type: ignore[operator]
+            totals["reached"] += seg.reached  # type: ignore[operator]
     totals["cost"] = round(float(totals["cost"]), 6)  # type: ignore[arg-type]
     return totals
