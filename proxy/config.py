@@ -181,6 +181,7 @@ def parse_config(
         reader.build(RouterSettings, raw.get("router_settings") or {}, "router_settings"), litellm
     )
     report = reader.build(ReportSettings, raw.get("report") or {}, "report")
+    _check_breakdowns(report.breakdowns)
     # Every alert rule is read (by sitegen), so the whole section resolves.
     alerts = _mapping(_resolve(raw.get("alerts") or {}, lookup, "alerts"), "alerts")
     return Config(
@@ -278,6 +279,19 @@ def _body_limit(general: GeneralSettings, given: Mapping[str, Any]) -> GeneralSe
     if general.max_request_body_mb <= 0:
         raise ConfigError("general_settings.max_request_body_mb: must be > 0")
     return general
+
+
+#: A metadata key the report can name in a JSON path and a file name: no quotes, no slashes.
+BREAKDOWN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
+def _check_breakdowns(keys: list[str]) -> None:
+    for i, key in enumerate(keys):
+        if not BREAKDOWN_KEY.fullmatch(key):
+            raise ConfigError(f"report.breakdowns[{i}]: {key!r} is not a metadata key (letters, "
+                              "digits, _ . - up to 64 characters)")
+        if key in keys[:i]:
+            raise ConfigError(f"report.breakdowns[{i}]: {key!r} is listed twice")
 
 
 def parse_duration(value: str, key: str = "duration") -> int:

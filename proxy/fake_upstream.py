@@ -8,7 +8,7 @@ The upstream model name steers behaviour, so a config can point a model at a fai
   reasoning          thinks first: the reply words also arrive as `reasoning_content`
   echo               replies with the request body it received, as JSON text (not streamed)
   cutoff             streams a few chunks, then drops the connection
-  strict             rejects stream_options with 400, as some older servers do
+  strict             rejects stream_options (as some older servers do) and LiteLLM's `tags` with 400
   context-window     answers 400 context_length_exceeded, as OpenAI does for a too-long prompt
   content-policy     answers 400 content_policy_violation, as OpenAI's safety system does
   hugeusage          reports "prompt_tokens": 1e19 (past SQLite's 64-bit integers)
@@ -146,6 +146,8 @@ async def _preamble(request: web.Request) -> tuple[dict[str, Any], str] | web.Re
         return web.json_response({"error": REFUSALS[model]}, status=400)
     if model == "strict" and "stream_options" in body:
         return _error(400, "Unrecognized request argument supplied: stream_options")
+    if model == "strict" and "tags" in body:  # as OpenAI answers LiteLLM-only fields
+        return _error(400, "Unrecognized request argument supplied: tags")
     delay = float(model.split("-", 1)[1]) if model.startswith("slow-") else options.latency
     if delay:
         await asyncio.sleep(delay)

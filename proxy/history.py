@@ -4,7 +4,8 @@
 order with: diurnal and weekly traffic, several models (one unpriced local model whose tokens
 are partly estimated, one embedding model), users and virtual keys, streams with time to first
 token, a background of errors (429/500/502/504/400) plus one upstream outage, and one cost
-spike (a user running a big batch on the most expensive model). The same arguments always give
+spike (a user running a big batch on the most expensive model), request metadata (project,
+feature, environment, tags) and the gateway's own few milliseconds. The same arguments always give
 the same records, so tests and benchmarks can pin them.
 """
 
@@ -64,6 +65,15 @@ PROMPTS: tuple[str, ...] = (
     "What changed between v1.2 and v1.3?",
 )
 
+#: user -> (project, features) of the request metadata; the master key's requests are untagged.
+PROJECTS: dict[str | None, tuple[str, tuple[str, ...]]] = {
+    "alice": ("web-app", ("chat-assistant", "search", "summaries")),
+    "bob": ("web-app", ("chat-assistant", "search")),
+    "carol": ("analytics", ("reports", "classification")),
+    "dave": ("analytics", ("reports",)),
+    "ci-bot": ("ci", ("test-generation",)),
+}
+
 #: (status, error_type, message, weight) for the background error rate.
 ERRORS: tuple[tuple[int, str, str, float], ...] = (
     (429, "rate_limit_error", "Rate limit reached for requests", 0.45),
@@ -97,6 +107,9 @@ def generate_history(
     if days <= 0 or rows < 0:
         raise ValueError("days must be > 0 and rows >= 0")
     rng = random.Random(seed)
+    # Metadata and gateway overhead draw from their own stream, so every other field is the
+    # same as before they existed (tests pin those).
+    extra_rng = random.Random(seed * 7919 + 1)
     end = float(int(time.time() if now is None else now))
     start = end - days * 86400
     hours = days * 24
@@ -133,11 +146,13 @@ def generate_history(
             spike = days_ago == spike_day and user == "carol" and rng.random() < 0.6
             if spike:
                 model = MODELS[2]
-            yield _record(rng, serial, seed, epoch, model, user, alias,
-                          key_hashes.get(alias or ""), spike,
-                          outage=model.provider == "anthropic" and outage_hour <= h < outage_hour + 2,
-                          error_rate=error_rate, error_weights=error_weights,
-                          store_prompts=store_prompts)
+            record = _record(rng, serial, seed, epoch, model, user, alias,
+                             key_hashes.get(alias or ""), spike,
+                             outage=model.provider == "anthropic" and outage_hour <= h < outage_hour + 2,
+                             error_rate=error_rate, error_weights=error_weights,
+                             store_prompts=store_prompts)
+            _add_extras(extra_rng, record, user, spike)
+            yield record
 
 
 def _record(rng: random.Random, serial: int, seed: int, epoch: float, model: ModelProfile,
@@ -185,7 +200,7 @@ def _record(rng: random.Random, serial: int, seed: int, epoch: float, model: Mod
     record.response = "[embedding]" if model.embedding else f"Here is the answer to: {prompt}"
     record.latency = round(latency, 4)
     record.time_to_first_token = ttft
-    record.upstream_latency = round(latency * 0.97, 4)
+    record.upstream_latency = round(latency, 4)  # less the gateway's overhead: _add_extras
     record.prompt_tokens = prompt_tokens
     record.completion_tokens = completion_tokens
     record.total_tokens = prompt_tokens + completion_tokens
@@ -199,3 +214,21 @@ def _record(rng: random.Random, serial: int, seed: int, epoch: float, model: Mod
         record.cost_status = "unpriced"
         record.tokens_estimated = stream
     return record
+
+
+def _add_extras(rng: random.Random, record: RequestRecord, user: str | None, spike: bool) -> None:
+    """Request metadata as clients tag it (project, feature, environment, tags), and the few
+    milliseconds the gateway adds on top of the upstream's time."""
+    if record.upstream_latency is not None:
+        overhead = 0.0006 + rng.lognormvariate(math.log(0.0015), 0.6)
+        record.upstream_latency = round(max(0.0, record.latency - overhead), 4)
+    if user not in PROJECTS:
+        return
+    project, features = PROJECTS[user]
+    feature = "batch-summarise" if spike else features[rng.randrange(len(features))]
+    environment = "ci" if project == "ci" else "staging" if rng.random() < 0.2 else "production"
+    tags = ["interactive" if record.stream else "batch"]
+    if rng.random() < 0.3:
+        tags.append("eu")
+    record.metadata = json.dumps({"project": project, "feature": feature,
+                                  "environment": environment, "tags": tags}, sort_keys=True)

@@ -196,6 +196,10 @@ class ReportSettings:
     title: str = setting("Shin Gateway", "Title of the static report.")
     datasette_url: str | None = setting(None, "Base URL of Datasette; tables link to its queries.")
     report_url: str | None = setting(None, "Public URL of the report (used in Datasette and alerts).")
+    breakdowns: list[str] = setting(
+        [], "Request metadata keys the report breaks requests and cost down by, e.g. [project, "
+        "feature, environment, tags]; a key whose value is a list (tags) counts each item."
+    )
 
 
 @dataclass(frozen=True)

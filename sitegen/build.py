@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .alerts.state import active_alerts
-from .catalogue import PAGES, TABLES
 from .charts import chart_spec
 from .data import Clock, Reader, Table, open_readonly
+from .plan import site_plan
 from .progress import Progress
 from .publish import publish, staging
 from .render import SiteContext, SiteWriter
+from .sources import Sources
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class BuildOptions:
     title: str = "Shin Gateway"
     datasette_url: str | None = None
     alerts_state: Path | None = None  # `sitegen alerts` state file: firing alerts go on the overview
+    sources: Sources = Sources()  # keys.db, the gateway budget, report.breakdowns
 
 
 @dataclass(frozen=True)
@@ -35,24 +37,23 @@ class BuildResult:
 
 def build_site(options: BuildOptions, clock: Clock, progress: Progress) -> BuildResult:
     progress.stage(f"reading {options.db} (read-only), now = {clock.label}")
+    plan = site_plan(options.sources.breakdowns)
     conn = open_readonly(options.db)
     try:
-        reader = Reader(conn, clock)
+        reader = Reader(conn, clock, sources=options.sources)
         extent = reader.extent()
-        progress.stage(f"querying {len(TABLES)} tables over {extent['requests']:,} logged requests")
+        progress.stage(f"querying {len(plan.tables)} tables over {extent['requests']:,} logged requests")
         tables: dict[str, Table] = {}
-        for i, spec in enumerate(TABLES, 1):
-            progress.step(i, len(TABLES), spec.name)
+        for i, spec in enumerate(plan.tables, 1):
+            progress.step(i, len(plan.tables), spec.name)
             tables[spec.name] = reader.table(spec)
     finally:
         conn.close()
 
-    charts = {
-        s.chart: s.table for page in PAGES for s in page.sections if s.chart is not None
-    }
+    charts = plan.charts()
     progress.stage(f"drawing {len(charts)} charts")
     specs = {
-        name: chart_spec(name, tables[table])
+        name: chart_spec(name, tables[table], tables)
         for name, table in sorted(charts.items())
         if tables[table].recorded and tables[table].rows
     }
@@ -61,28 +62,28 @@ def build_site(options: BuildOptions, clock: Clock, progress: Progress) -> Build
         title=options.title,
         generated=clock.label,
         extent=extent,
-        pages=PAGES,
+        pages=plan.pages,
         tables=tables,
         specs=specs,
         datasette_url=options.datasette_url,
         alerts=active_alerts(options.alerts_state) if options.alerts_state else [],
     )
     with staging(options.out) as tmp:
-        progress.stage(f"writing {len(PAGES)} pages, data files and assets")
+        progress.stage(f"writing {len(plan.pages)} pages, data files and assets")
         writer = SiteWriter(tmp, context)
         writer.assets()
         for table in tables.values():
             writer.data(table)
         for name, spec in specs.items():
             writer.chart(name, spec)
-        for page in PAGES:
+        for page in plan.pages:
             writer.page(page)
         progress.stage(f"publishing to {options.out}")
         publish(tmp, options.out, epoch=clock.epoch)
 
     return BuildResult(
         rows=int(extent["requests"]),  # type: ignore[call-overload]
-        pages=len(PAGES),
+        pages=len(plan.pages),
         charts=len(specs),
         tables=len(tables),
         files=len(context.written),

@@ -6,10 +6,12 @@ exists, the Datasette canned query it links to (`datasette/metadata.yml` defines
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import queries as q
+from .analysis import anomalies, budgets, decomposition, forecast, speed
 
 STAMP = "%Y-%m-%d %H:%M:%S"
 
@@ -23,12 +25,15 @@ def stamp(moment: datetime) -> str:
 class Window:
     """How a table's :start is derived from the build's clock; :end is always the clock."""
 
-    kind: str  # rolling | calendar | today | hours | all
+    kind: str  # rolling | calendar | today | hours | all | month | compare | latest
     n: int = 0
 
     def bounds(self, now: datetime) -> dict[str, str]:
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         starts = {
+            "month": lambda: midnight.replace(day=1),
+            "compare": lambda: now - timedelta(days=60),
+            "latest": lambda: datetime(1970, 1, 1, tzinfo=now.tzinfo),
             "rolling": lambda: now - timedelta(days=self.n),
             "calendar": lambda: midnight - timedelta(days=self.n - 1),
             "today": lambda: midnight,
@@ -46,6 +51,9 @@ class Window:
             "today": "today (UTC)",
             "hours": f"last {self.n} hours",
             "all": "all time",
+            "month": "this month (UTC)",
+            "compare": "today, last 7 and last 30 days, each against the period before",
+            "latest": "the newest 10,000 requests",
         }[self.kind]
 
     @property
@@ -63,6 +71,8 @@ class Column:
     key: str
     label: str
     kind: str = "text"  # text | int | usd | sec | pct | num | ts | date | code | change
+    #                     | usd_delta (signed USD) | ms (seconds shown as ms) | label (None:
+    #                     "(not set)") | auto (the row's `unit` decides: usd, pct or sec)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,11 @@ class TableDef:
     datasette: str | None = None
     params: dict[str, object] = field(default_factory=dict)
     show_rows: int = 50  # longer tables show this many rows; the CSV/JSON hold them all
+    #: Rows computed in Python from SQL aggregates (sitegen/analysis): (reader, spec, bounds)
+    #: -> rows. `sql` is then empty or documents the main query; no Datasette link.
+    compute: Callable[..., list[dict[str, object]]] | None = None
+    datasette_params: dict[str, object] = field(default_factory=dict)  # beyond :days
+    empty: str = "No requests in this period."  # shown when there are no rows
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,39 @@ TABLES: tuple[TableDef, ...] = (
         C("p95_latency", "p95 latency", "sec"), C("p95_latency_change", "vs previous", "change"),
     ), LAST_30, "Today is compared with yesterday up to the same time of day; the last 7 and 30 "
        "days with the 7 and 30 days before them. " + LATENCY_DEFINITION),
+    TableDef("cost_change", "Why cost moved", "", (
+        C("period", "Period"), C("level", "Level"), MODEL,
+        C("previous_requests", "Requests before", "int"),
+        C("requests", "Requests", "int"), C("previous_cost", "Cost before", "usd"),
+        C("cost", "Cost", "usd"), C("change", "Change", "usd_delta"),
+        C("change_pct", "Change %", "change"), C("volume", "Volume", "usd_delta"),
+        C("mix", "Mix", "usd_delta"), C("price", "Price", "usd_delta"),
+    ), Window("compare"), "Volume: more or fewer requests at the previous mix and prices. Mix: "
+       "requests moving between models (a new model's cost is all mix). Price: a model's cost "
+       "per request moved (provider prices, longer prompts or answers). They add up exactly to "
+       "the change, per model and in total. Counted over requests that cost something.",
+        compute=decomposition.cost_change_rows, show_rows=60),
+    TableDef("anomalies", "Anomalies", "", (
+        C("when", "When (UTC)", "ts"), C("grain", "Day or hour"), C("metric", "Metric"),
+        C("value", "Value", "auto"), C("median", "Usual (median)", "auto"),
+        C("threshold", "Threshold", "auto"), C("score", "MADs above median", "num"),
+        C("requests", "Requests", "int"),
+    ), Window("calendar", 30), "Flagged when a value is above median + 5 × MAD (median "
+       "absolute deviation) of its own history: a day against the 14 days before it, an hour "
+       "against the same hour of the 7 days before. The MAD counts as at least 5 % of the "
+       "median (cost, p95 latency) or 1 percentage point (error rate); error rate and p95 "
+       "latency need 20 requests in the day, and an hour needs 20 requests to be judged at all. "
+       "Only the high side is flagged. Covers the "
+       "last 30 days and the last 24 hours.", compute=anomalies.anomaly_rows,
+        empty="Nothing unusual: no day or hour above its threshold."),
+    TableDef("daily_health", "Cost, error rate and p95 latency by day, with their thresholds",
+             "", (
+                 C("date", "Date", "date"), C("metric", "Metric"), C("value", "Value", "auto"),
+                 C("median", "Usual (median)", "auto"), C("threshold", "Threshold", "auto"),
+                 C("anomaly", "Anomaly", "int"),
+             ), Window("calendar", 30), "Each day against the 14 before it (the rule above). "
+       "p95 latency: nearest rank over requests that reached an upstream.",
+        compute=anomalies.daily_health_rows, show_rows=90),
     TableDef("todays_stats", "Today's stats", q.TODAYS_STATS, (
         REQUESTS, C("tokens", "Tokens", "int"), C("cost", "Cost", "usd"),
         C("errors", "Errors", "int"), C("errors_last_hour", "Errors in the last hour", "int"),
@@ -142,6 +190,30 @@ TABLES: tuple[TableDef, ...] = (
         C("cost", "Cost", "usd"),
     ), Window("all"), datasette="recent_requests"),
     # -- cost
+    TableDef("month_forecast", "This month and its projection", "", (
+        C("month", "Month"), C("month_to_date", "Month to date", "usd"),
+        C("days_elapsed", "Days elapsed", "num"), C("rate_per_day", "Current rate per day", "usd"),
+        C("projected", "Projected month end", "usd"), C("previous_month", "Last month", "usd"),
+        C("projected_change", "Projected vs last month", "change"),
+    ), Window("month"), "Projected = month to date + current rate × days left. The current rate "
+       "is the cost per day since 00:00 UTC seven days ago, so it follows how the month runs "
+       "now.", compute=forecast.month_forecast_rows),
+    TableDef("month_to_date", "Cost so far this month, and projected", "", (
+        C("date", "Date", "date"), C("cost", "Cost", "usd"), C("cumulative", "Running total", "usd"),
+        C("projected", "Projected running total", "usd"),
+    ), Window("month"), compute=forecast.month_to_date_rows, show_rows=31,
+        empty="No requests this month yet."),
+    TableDef("budgets", "Budgets", "", (
+        C("scope", "Scope"), C("name", "Name"), C("spend", "Spent", "usd"),
+        C("max_budget", "Budget", "usd"), C("left", "Left", "usd"), C("used_pct", "Used", "pct"),
+        C("budget_duration", "Period"), C("resets", "Resets (UTC)", "ts"),
+        C("rate_per_day", "Per day", "usd"), C("runs_out", "Runs out (UTC)", "ts"),
+        C("status", "Status"),
+    ), Window("rolling", 7), "Every budget keys.db holds (the gateway's from "
+       "litellm_settings.max_budget), most urgent first: spent, then by the date it runs out at "
+       "its spend per day over the last 7 days, then by the share used. Keys show their alias "
+       "or display form, never the key.", compute=budgets.budget_rows,
+        empty="No budget set: no key has a max_budget and litellm_settings.max_budget is unset."),
     TableDef("daily_cost_trend", "Requests and cost by day", q.DAILY_COST_TREND, (
         C("date", "Date", "date"), REQUESTS, C("daily_cost", "Cost", "usd"),
     ), DAYS_30, "Days without requests show as $0.", datasette="daily_cost_trend", show_rows=31),
@@ -212,6 +284,28 @@ TABLES: tuple[TableDef, ...] = (
         MODEL, C("streams", "Streams", "int"), C("avg_ttft", "Average", "sec"),
         C("p50_ttft", "p50", "sec"), C("p95_ttft", "p95", "sec"),
     ), LAST_7, requires=DETAILS({"stream", "time_to_first_token"})),
+    TableDef("stream_speed", "Streaming speed by model", speed.STREAM_SPEED, (
+        MODEL, C("streams", "Streams", "int"), C("tps_p50", "Tokens/s p50", "num"),
+        C("tps_p95", "Tokens/s p95 (slow)", "num"), C("ttft_p50", "First token p50", "sec"),
+        C("ttft_p95", "First token p95", "sec"), C("tpot_p50", "Per token p50", "ms"),
+        C("tpot_p95", "Per token p95", "ms"),
+    ), LAST_7, "Successful streams with more than one output token. Tokens/s = output tokens ÷ "
+       "(latency − time to first token), first token to last byte; its p95 is the slow tail "
+       "(95 % of streams were at least this fast). Per token = (latency − time to first token) "
+       "÷ (output tokens − 1). Nearest rank.", requires=DETAILS({"stream", "time_to_first_token"})),
+    TableDef("daily_stream_speed", "Streaming speed by day and model", speed.DAILY_STREAM_SPEED, (
+        C("date", "Date", "date"), MODEL, C("streams", "Streams", "int"),
+        C("tps_p50", "Tokens/s p50", "num"), C("tps_p95", "Tokens/s p95 (slow)", "num"),
+    ), Window("calendar", 14), "Tokens/s as above, per day.",
+        requires=DETAILS({"stream", "time_to_first_token"}), show_rows=20),
+    TableDef("gateway_overhead", "What the gateway adds", speed.OVERHEAD_FROM_TOP, (
+        C("date", "Date", "date"), C("requests", "Requests that reached an upstream", "int"),
+        C("overhead_p50", "Gateway p50", "ms"), C("overhead_p99", "Gateway p99", "ms"),
+        C("latency_p95", "Request p95 latency", "sec"),
+    ), Window("calendar", 14), "Gateway time = latency − upstream latency: everything but the wait for the "
+       "provider (auth, budgets, routing, logging, relaying). Nearest rank over requests that "
+       "reached an upstream, the same requests as the latency percentiles.",
+        requires=DETAILS({"upstream_latency"}), compute=speed.gateway_overhead_rows, show_rows=31),
     TableDef("hourly_throughput", "Hourly throughput", q.HOURLY_THROUGHPUT, (
         C("hour", "Hour (UTC)", "ts"), C("requests_per_hour", "Requests", "int"),
         C("errors", "Errors", "int"),
@@ -263,10 +357,12 @@ TABLES: tuple[TableDef, ...] = (
 S = Section
 PAGES: tuple[Page, ...] = (
     Page("index", "Overview", "Today and the last 7 and 30 days at a glance.", (
-        S("period_summary"), S("todays_stats"), S("daily_cost_trend", "daily_requests"),
+        S("period_summary"), S("cost_change", "cost_waterfall"), S("anomalies"),
+        S("daily_health", "daily_health"), S("todays_stats"), S("daily_cost_trend", "daily_requests"),
         S("todays_top_models"), S("top_models"), S("recent_errors"), S("recent_requests"),
     )),
     Page("cost", "Cost", "Where the money goes, in USD as logged per request.", (
+        S("month_forecast"), S("month_to_date", "month_to_date"), S("budgets"),
         S("daily_cost_trend", "daily_cost"), S("daily_cost_by_model", "daily_cost_by_model"),
         S("cost_by_model", "cost_by_model"), S("top_users_by_cost", "cost_by_user"),
         S("cost_by_key"), S("cost_by_team"), S("most_expensive_requests"),
@@ -275,9 +371,12 @@ PAGES: tuple[Page, ...] = (
         S("usage_by_model", "requests_by_model"), S("daily_tokens_by_model", "daily_tokens"),
         S("usage_by_user"), S("usage_by_key"), S("token_efficiency"),
     )),
-    Page("performance", "Performance", "Latency percentiles, time to first token, throughput.", (
+    Page("performance", "Performance", "Latency percentiles, streaming speed, the gateway's own "
+         "time, throughput.", (
         S("latency_percentiles"), S("daily_latency_percentiles", "latency_percentiles"),
-        S("latency_by_model"), S("ttft_by_model"), S("hourly_throughput", "hourly_throughput"),
+        S("latency_by_model"), S("ttft_by_model"), S("stream_speed"),
+        S("daily_stream_speed", "stream_speed"), S("gateway_overhead", "gateway_overhead"),
+        S("hourly_throughput", "hourly_throughput"),
         S("request_volume_by_hour", "request_volume_by_hour"),
     )),
     Page("errors", "Errors", "Failed requests, by model, status and type.", (

@@ -20,10 +20,12 @@ from .alerts.state import default_state_path
 from .build import BuildOptions, build_site
 from .data import Clock
 from .progress import Progress
+from .sources import Sources
 
 BUILD_HELP = """\
-Render the request log into a static site: Overview, Cost, Usage, Performance, Errors and
-Pricing coverage pages, every table and chart with its CSV and JSON beside it.
+Render the request log into a static site: Overview, Cost, Usage, Breakdowns, Performance,
+Errors and Pricing coverage pages, every table and chart with its CSV and JSON beside it.
+Budgets come from keys.db, read-only; a build without one says so and builds the rest.
 
 The database is opened read-only. The site is built in a temporary folder next to --out and
 swapped in at the end, so a failed build leaves the published site as it was.
@@ -48,6 +50,23 @@ def alerts_state_file(path: Path | None) -> Path | None:
     return Path(state_file) if state_file else None
 
 
+def build_sources(path: Path | None, db: Path, keys_db: Path | None) -> Sources:
+    """keys.db as `serve` finds it (--keys-db, else general_settings.keys_database_path, else
+    beside the log), the gateway budget and report.breakdowns; provider settings stay unread."""
+    config = load_config(path, only={
+        "report": ("breakdowns",),
+        "litellm_settings": ("max_budget", "budget_duration"),
+        "general_settings": ("keys_database_path",),
+    })
+    found = keys_db or Path(config.general.keys_database_path or db.with_name("keys.db"))
+    return Sources(
+        keys_db=found,
+        gateway_max_budget=config.litellm.max_budget,
+        gateway_budget_duration=config.litellm.budget_duration,
+        breakdowns=tuple(config.report.breakdowns),
+    )
+
+
 def _build(args: argparse.Namespace) -> int:
     config_path = find_config(args.config)
     report = report_settings(config_path)
@@ -57,6 +76,7 @@ def _build(args: argparse.Namespace) -> int:
         title=args.title or report.title,
         datasette_url=args.datasette_url or report.datasette_url,
         alerts_state=alerts_state_file(config_path) or default_state_path(args.db),
+        sources=build_sources(config_path, args.db, args.keys_db),
     )
     progress = Progress(quiet=args.quiet)
     result = build_site(options, Clock.from_environment(), progress)
@@ -78,6 +98,9 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    help="output folder, replaced atomically (default: public)")
     p.add_argument("--config", type=Path, default=None,
                    help="config.yaml for the report: section (default: ./config.yaml if present)")
+    p.add_argument("--keys-db", type=Path, default=None,
+                   help="virtual keys and budgets, read-only (default: as the gateway finds it, "
+                   "keys.db beside --db)")
     p.add_argument("--title", help="site title (default: report.title of the config)")
     p.add_argument("--datasette-url", help="link tables to this Datasette (default: "
                    "report.datasette_url of the config)")

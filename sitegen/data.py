@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 from proxy.logdb.schema import GUIDE_COLUMNS, table_columns
 
 from . import queries as q
+from .analysis.series import window_totals
 from .catalogue import TableDef, Window, stamp
-from .errors import DatabaseError
+from .errors import DatabaseError, Unavailable
+from .sources import Sources
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class Table:
     start: str
     end: str
     missing: tuple[str, ...] = ()  # columns this database never recorded
+    unavailable: str = ""  # why a computed table has no data (e.g. no keys.db), shown instead
 
     @property
     def name(self) -> str:
@@ -93,9 +100,32 @@ class Reader:
     conn: sqlite3.Connection
     clock: Clock
     columns: set[str] = field(default_factory=set)
+    sources: Sources = field(default_factory=lambda: Sources())
+    _memo: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.columns = table_columns(self.conn)
+
+    def query(self, sql: str, params: dict[str, object]) -> list[dict[str, object]]:
+        """Rows of one read-only statement (the analyses' way into the log)."""
+        return self._all(sql, params)
+
+    def rows(self, sql: str, params: dict[str, object]) -> list[sqlite3.Row]:
+        """As query(), without a dict per row: for long results read once, in order."""
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"cannot read the database ({exc})") from None
+
+    @staticmethod
+    def stamp(moment: datetime) -> str:
+        return stamp(moment)
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """Compute once per build what several tables share (e.g. one scan feeding three)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[return-value]
 
     def _all(self, sql: str, params: dict[str, object]) -> list[dict[str, object]]:
         try:
@@ -104,13 +134,19 @@ class Reader:
             raise DatabaseError(f"cannot read the database ({exc})") from None
 
     def extent(self) -> dict[str, object]:
-        return self._all(q.LOG_EXTENT, {"end": stamp(self.clock.now)})[0]
+        return self.memo("extent", lambda: self._all(q.LOG_EXTENT, {"end": stamp(self.clock.now)})[0])
 
     def table(self, spec: TableDef) -> Table:
         bounds = spec.window.bounds(self.clock.now)
         missing = tuple(sorted(spec.requires - self.columns))
         if missing:
             return Table(spec, [], bounds["start"], bounds["end"], missing)
+        if spec.compute is not None:
+            try:
+                rows = spec.compute(self, spec, bounds)
+            except Unavailable as exc:
+                return Table(spec, [], bounds["start"], bounds["end"], unavailable=str(exc))
+            return Table(spec, rows, bounds["start"], bounds["end"])
         if spec.name == "period_summary":
             rows = self.period_summary()
         else:
@@ -143,13 +179,15 @@ class Reader:
 
     def _totals(self, start: datetime, end: datetime) -> dict[str, object]:
         params = {"start": stamp(start), "end": stamp(end)}
-        totals = self._all(q.PERIOD_TOTALS, params)[0]
+        # The six windows are unions of the shared scan's segments (analysis/series.py).
+        totals = window_totals(self, start, end) or self._all(q.PERIOD_TOTALS, params)[0]
         requests, errors = int(totals["requests"]), int(totals["errors"])
-        counted = int(self._all(q.LATENCY_COUNT, params)[0]["n"])
+        counted = int(totals["reached"]) if "reached" in totals else int(
+            self._all(q.LATENCY_COUNT, params)[0]["n"])
         p95 = None
         if counted:
             rank = (95 * counted + 99) // 100
-            found = self._all(q.LATENCY_AT_RANK, {**params, "offset": rank - 1})
+            found = self._all(q.LATENCY_AT_RANK, {**params, "offset": counted - rank})
             p95 = round(float(found[0]["latency"]), 4) if found else None
         return {
             "requests": requests,

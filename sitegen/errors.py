@@ -19,3 +19,8 @@ class PublishError(SitegenError):
     """The output folder cannot be replaced safely."""
 
     exit_code = 3
+
+
+class Unavailable(SitegenError):
+    """A computed table cannot be filled (e.g. keys.db is absent); the page says why and the
+    rest of the site builds."""

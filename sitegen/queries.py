@@ -40,7 +40,8 @@ WHERE timestamp >= :start AND timestamp < :end
 """
 
 #: How many requests of a window latency percentiles count, and the latency at one rank
-#: among them (:offset = rank - 1).
+#: among them, counted from the top (:offset = n - rank): SQLite's bounded sorter then keeps
+#: the top 5 % of the rows, not 95 %.
 LATENCY_COUNT = f"""
 SELECT COUNT(*) AS n FROM {LATENCY_POPULATION}
 WHERE timestamp >= :start AND timestamp < :end AND {REACHED_UPSTREAM}
@@ -48,7 +49,7 @@ WHERE timestamp >= :start AND timestamp < :end AND {REACHED_UPSTREAM}
 LATENCY_AT_RANK = f"""
 SELECT latency FROM {LATENCY_POPULATION}
 WHERE timestamp >= :start AND timestamp < :end AND {REACHED_UPSTREAM}
-ORDER BY latency LIMIT 1 OFFSET :offset
+ORDER BY latency DESC LIMIT 1 OFFSET :offset
 """
 
 #: The guide's dashboard.py "today" block, plus monitor.sh's errors in the last hour.

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -20,11 +21,15 @@ from markupsafe import Markup
 
 from proxy.resources import data_path
 
-from .catalogue import Page, Section
+from .analysis import decomposition, forecast, speed
+from .catalogue import Column, Page, Section
 from .data import Table
 
 MARKER = ".shin-report"
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"}
+#: Longer tables show this many rows, the rest behind a "Show all" button (site.js); without
+#: JavaScript, and in print, every row shows.
+FOLD_AFTER = 10
 # Spreadsheets run cells starting with these as formulas: prefix such text with a quote.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -44,12 +49,20 @@ def safe_json(value: object) -> Markup:
 def cell(value: object, kind: str = "text") -> str:
     """A value as shown in an HTML table (the CSV and JSON keep the raw value)."""
     if value is None:
-        return "—"
+        return "(not set)" if kind == "label" else "—"
+    if kind == "usd_delta":
+        amount = float(value)  # type: ignore[arg-type]
+        sign = "+" if amount > 0 else "−" if amount < 0 else "±"
+        return sign + cell(abs(amount), "usd")
+    if kind == "ms":
+        return f"{float(value) * 1000:,.1f} ms"  # type: ignore[arg-type]
     if kind == "int":
         return f"{int(value):,}"  # type: ignore[call-overload]
     if kind == "usd":
         amount = float(value)  # type: ignore[arg-type]
-        return f"${amount:,.2f}" if abs(amount) >= 1 or amount == 0 else f"${amount:,.4f}"
+        if amount < 0:
+            return "−" + cell(-amount, "usd")
+        return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:,.4f}"
     if kind == "sec":
         return f"{float(value):.3f} s"  # type: ignore[arg-type]
     if kind == "pct":
@@ -89,8 +102,16 @@ def json_document(table: Table) -> dict[str, object]:
         "columns": [c.key for c in spec.columns],
         "recorded": table.recorded,
         "missing_columns": list(table.missing),
+        **({"unavailable": table.unavailable} if table.unavailable else {}),
         "rows": table.rows,
     }
+
+
+#: Tables whose section opens with a sentence computed from their rows.
+LEADS: dict[str, Callable[[list[dict[str, object]]], str]] = {
+    "gateway_overhead": speed.overhead_summary,
+    "month_forecast": forecast.summary,
+}
 
 
 @dataclass
@@ -107,6 +128,16 @@ class SiteContext:
     alerts: list[dict[str, object]] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
 
+    def columns(self, table: str, keys: list[str]) -> list[Column]:
+        """Some of a table's columns, in the order given."""
+        by_key = {c.key: c for c in self.tables[table].spec.columns}
+        return [by_key[k] for k in keys]
+
+    def lead(self, table: Table) -> str:
+        """The sentence a table's section opens with, if it has one (LEADS)."""
+        explain = LEADS.get(table.name)
+        return explain(table.rows) if explain and table.rows else ""
+
     def datasette_link(self, table: Table) -> str | None:
         """The guide's canned query for this table, else the table's own SQL with the same
         window, as an ad-hoc Datasette query (it binds :named parameters from the URL)."""
@@ -116,10 +147,11 @@ class SiteContext:
         name = table.spec.datasette
         if name:
             days = table.spec.window.days
-            query = f"?{urlencode({'days': days})}" if days is not None else ""
+            params = {**table.spec.datasette_params, **({"days": days} if days is not None else {})}
+            query = f"?{urlencode(params)}" if params else ""
             return f"{base}/{name}{query}"
-        if table.spec.name == "period_summary":
-            return None  # assembled from several queries, one per period (data.Reader)
+        if table.spec.name == "period_summary" or table.spec.compute is not None:
+            return None  # assembled from several queries or computed (data.Reader, analysis/)
         values = {"start": table.start, "end": table.end, **table.spec.params}
         params = {k: v for k, v in values.items() if f":{k}" in table.spec.sql}
         return f"{base}?{urlencode({'sql': table.spec.sql.strip(), **params})}"
@@ -136,6 +168,9 @@ def environment() -> jinja2.Environment:
     )
     env.filters["cell"] = cell
     env.filters["safe_json"] = safe_json
+    env.filters["explain_cost"] = decomposition.explain
+    env.filters["overhead_summary"] = speed.overhead_summary
+    env.globals["FOLD_AFTER"] = FOLD_AFTER
     return env
 
 

@@ -4,6 +4,7 @@ the exact command `make -n explore` prints, and that command run as a real proce
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -47,7 +48,10 @@ CANNED_QUERIES = (
     "token_efficiency",
     "todays_stats",
     "todays_top_models",
-)
+) + ("breakdown", "breakdown_daily_cost")
+#: Canned queries over the metadata column, which a log of an older gateway does not have.
+NEEDS_METADATA = ("breakdown", "breakdown_daily_cost")
+PROJECTS = ("search", "billing", None)  # request i carries PROJECTS[i % 3] (None: no metadata)
 
 MODELS = {  # name: (typical latency in seconds, USD per token)
     "gpt-4o": (1.8, 6e-6),
@@ -98,6 +102,8 @@ def request_records(now: float) -> list[RequestRecord]:
             upstream_model=f"openai/{model}",
             cost_status="priced",
             client_ip="127.0.0.1",
+            metadata=json.dumps({"project": PROJECTS[i % 3], "tags": ["t", f"n{i % 2}"]})
+            if PROJECTS[i % 3] else None,
         )
         record.upstream_latency = round(record.latency * 0.9, 4)
         if failed:

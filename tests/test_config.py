@@ -138,3 +138,16 @@ def test_default_config_is_optional_any_other_must_exist(tmp_path, monkeypatch):
     assert config_path(None) == config_path("config.yaml") == Path("config.yaml")
     with pytest.raises(ConfigError, match="missing.yaml: file not found"):
         load_config(config_path("missing.yaml"))
+
+
+@pytest.mark.parametrize(("breakdowns", "message"), [
+    ("project", r"report\.breakdowns: expected a list"),
+    (["project", "x\"y"], r"report\.breakdowns\[1\]: 'x\"y' is not a metadata key"),
+    (["", "a"], r"report\.breakdowns\[0\]: '' is not a metadata key"),
+    (["tags", "tags"], r"report\.breakdowns\[1\]: 'tags' is listed twice"),
+])
+def test_report_breakdowns_must_be_metadata_keys(breakdowns, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"report": {"breakdowns": breakdowns}}, env={})
+    ok = parse_config({"report": {"breakdowns": ["project", "feature.v2", "env-name", "tags"]}}, env={})
+    assert ok.report.breakdowns == ["project", "feature.v2", "env-name", "tags"]

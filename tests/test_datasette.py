@@ -6,6 +6,7 @@ test_datasette_login.py.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from tests.datasette_harness import (
     CANNED_QUERIES,
     METADATA,
     MODELS,
+    NEEDS_METADATA,
+    PROJECTS,
     REPO,
     USERS,
     LogDb,
@@ -262,9 +265,30 @@ def legacy(tmp_path_factory) -> Iterator[httpx.Client]:
     stop(server)
 
 
-@pytest.mark.parametrize("name", CANNED_QUERIES)
+@pytest.mark.parametrize("name", [q for q in CANNED_QUERIES if q not in NEEDS_METADATA])
 def test_canned_queries_run_on_a_guide_only_log(legacy, name):
     assert rows(legacy, f"/litellm/{name}.json", days=30)
+
+
+def test_breakdowns_by_any_metadata_key(explore, log_db):
+    month = log_db.within(30)
+    by_project = {r["value"]: r for r in rows(explore, "/litellm/breakdown.json", key="project", days=30)}
+    def project(r):
+        return json.loads(r.metadata)["project"] if r.metadata else None
+
+    expected = {p or "(not set)": [r for r in month if project(r) == p] for p in PROJECTS}
+    assert {v: r["requests"] for v, r in by_project.items()} == {
+        v: len(found) for v, found in expected.items() if found}
+    assert by_project["search"]["errors"] == sum(r.status_code >= 400 for r in expected["search"])
+    # p95 over the requests that reached an upstream (upstream_latency recorded)
+    latencies = sorted(r.latency for r in expected["search"] if r.upstream_latency is not None)
+    assert by_project["search"]["p95_latency"] == (
+        latencies[-(-len(latencies) * 95 // 100) - 1] if latencies else None)
+    tags = {r["value"]: r["requests"] for r in rows(explore, "/litellm/breakdown.json", key="tags")}
+    assert tags["t"] == len(expected["search"]) + len(expected["billing"])  # one per list item
+    assert tags["n0"] + tags["n1"] == tags["t"]
+    daily = rows(explore, "/litellm/breakdown_daily_cost.json", key="project", days=30)
+    assert sum(r["requests"] for r in daily) == len(month)
 
 
 def test_every_report_link_opens_in_datasette_with_the_same_rows(explore, log_db, tmp_path):
@@ -276,13 +300,13 @@ def test_every_report_link_opens_in_datasette_with_the_same_rows(explore, log_db
     import time
     from urllib.parse import parse_qs, urlsplit
 
-    from sitegen.catalogue import TABLES
-    from tests.site_fixtures import build
+    from sitegen.plan import site_plan
+    from tests.site_fixtures import BREAKDOWNS, build
 
     out = tmp_path / "public"
     base = str(explore.base_url).rstrip("/")
     build(log_db.path, out, now=int(time.time()), datasette_url=base)
-    by_sql = {t.sql.strip(): t.name for t in TABLES}
+    by_sql = {t.sql.strip(): t.name for t in site_plan(BREAKDOWNS).tables if t.compute is None}
     hrefs = {html.unescape(h) for page in out.glob("*.html")
              for h in re.findall(rf'href="({re.escape(base)}/litellm[^"]*)"', page.read_text())}
     adhoc = 0

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from sitegen.catalogue import PAGES, TABLES
-from tests.site_fixtures import HOSTILE, HOSTILE_ATTR, NOW, build, history_db
+from sitegen.plan import site_plan
+from tests.site_fixtures import BREAKDOWNS, HOSTILE, HOSTILE_ATTR, NOW, build, history_db
+
+PLAN = site_plan(BREAKDOWNS)
+PAGES, TABLES = PLAN.pages, PLAN.tables
 
 GOLDEN = Path(__file__).parent / "golden" / "site"
 
@@ -167,12 +170,10 @@ def test_tables_without_a_canned_query_link_their_own_sql(site: Path) -> None:
     import re
     from urllib.parse import parse_qs, urlsplit
 
-    from sitegen.catalogue import TABLES
-
     pages = "".join(p.read_text() for p in site.glob("*.html"))
     links = [html_lib.unescape(h) for h in re.findall(r'href="(https://datasette\.example/litellm\?[^"]+)"', pages)]
     assert links, "no ad-hoc Datasette links"
-    by_sql = {t.sql.strip(): t for t in TABLES}
+    by_sql = {t.sql.strip(): t for t in TABLES if t.compute is None}
     for link in links:
         query = parse_qs(urlsplit(link).query)
         spec = by_sql[query["sql"][0]]
@@ -180,4 +181,54 @@ def test_tables_without_a_canned_query_link_their_own_sql(site: Path) -> None:
         for name in re.findall(r":(\w+)", spec.sql):
             assert name in query, (spec.name, name)
     linked = {by_sql[parse_qs(urlsplit(link).query)["sql"][0]].name for link in links}
-    assert linked | {t.name for t in TABLES if t.datasette} | {"period_summary"} == {t.name for t in TABLES}
+    computed = {t.name for t in TABLES if t.compute is not None and not t.datasette}
+    assert linked | {t.name for t in TABLES if t.datasette} | {"period_summary"} | computed == {
+        t.name for t in TABLES}
+    # Breakdowns link to their canned queries with the key as a parameter.
+    assert 'href="https://datasette.example/litellm/breakdown?key=project&amp;days=30"' in pages
+    assert 'href="https://datasette.example/litellm/breakdown_daily_cost?key=tags&amp;days=30"' in pages
+
+
+def _units(spec: object) -> list[dict]:
+    """Every single-view spec (mark + encoding) inside a chart: layers, facets, concatenations."""
+    found = []
+    if isinstance(spec, dict):
+        if "mark" in spec and "encoding" in spec:
+            found.append(spec)
+        for value in spec.values():
+            found += _units(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found += _units(value)
+    return found
+
+
+def test_every_chart_is_valid_vega_lite_with_tooltips_and_legend_highlighting(site: Path) -> None:
+    """The build skips altair's schema validation (for speed); this is where it happens."""
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema import load_schema
+
+    schema = load_schema()
+    charts = sorted((site / "data").glob("chart-*.vl.json"))
+    assert len(charts) == len(PLAN.charts())
+    for path in charts:
+        spec = json.loads(path.read_text())
+        validate_jsonschema(spec, schema, rootschema=schema)
+        units = _units(spec)
+        assert units, path.name
+        for unit in units:
+            assert "tooltip" in unit["encoding"], (path.name, unit["mark"])
+        legends = [u for u in units if "field" in u["encoding"].get("color", {})
+                   and u["encoding"]["color"].get("legend", {}) is not None]
+        bound = {p["name"] for p in _params(spec) if p.get("bind") == "legend"}
+        for unit in legends:  # clicking a legend entry highlights that series
+            assert unit["encoding"]["opacity"]["condition"]["param"] in bound, path.name
+
+
+def _params(spec: object) -> list[dict]:
+    """Every parameter of a chart, wherever altair put it (layers hoist theirs to the top)."""
+    if isinstance(spec, dict):
+        return list(spec.get("params", [])) + [p for v in spec.values() for p in _params(v)]
+    if isinstance(spec, list):
+        return [p for v in spec for p in _params(v)]
+    return []

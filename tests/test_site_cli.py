@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sitegen.catalogue import TABLES
 from sitegen.cli import main
+from sitegen.plan import site_plan
 from tests.site_fixtures import NOW, build, empty_db, guide_only_db, history_db
+
+TABLES = site_plan().tables  # no report.breakdowns in these builds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +52,7 @@ def test_module_entry_point_builds_and_reports(small_db: Path, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0].startswith("sitegen: reading ") and "2025-12-31 14:30 UTC" in lines[0]
-    assert lines[-1].startswith(f"sitegen: 200 rows read, 6 pages, 12 charts, {len(TABLES)} tables")
+    assert lines[-1].startswith(f"sitegen: 200 rows read, 7 pages, 16 charts, {len(TABLES)} tables")
     assert "\r" not in result.stderr  # not a terminal: no progress bar
     assert (out / "index.html").is_file()
 
@@ -123,6 +125,16 @@ def test_older_guide_only_database_says_not_recorded(tmp_path: Path, epoch: None
     assert "Not recorded: this database has no key_alias column" in (out / "usage.html").read_text()
     assert not (out / "data" / "usage_by_key.csv").exists()
     assert "llama3-local" in (out / "data" / "zero_cost_models.csv").read_text()
+    # The explanations need only the guide's columns; what needs more says so.
+    overview = (out / "index.html").read_text()
+    assert "Why cost moved" in overview and 'id="chart-cost_waterfall"' in overview
+    assert 'id="chart-daily_health"' in overview
+    performance = (out / "performance.html").read_text()
+    assert "Not recorded: this database has no upstream_latency column" in performance
+    assert "Not recorded: this database has no stream, time_to_first_token columns" in performance
+    assert "Not recorded: this database has no metadata column" in (out / "breakdowns.html").read_text()
+    health = json.loads((out / "data" / "daily_health.json").read_text())["rows"]
+    assert {r["metric"] for r in health} == {"Cost", "Error rate", "p95 latency"}
 
 
 def test_refuses_to_replace_a_folder_it_did_not_build(
@@ -170,6 +182,34 @@ def test_config_report_section_sets_title_and_datasette(small_db: Path, tmp_path
     html = (out / "usage.html").read_text()
     assert "Team &lt;LLM&gt; usage" in html
     assert 'href="http://127.0.0.1:8001/litellm/usage_by_model?days=7"' in html
+
+
+def test_config_breakdowns_budget_and_keys_db(small_db: Path, tmp_path: Path, epoch: None) -> None:
+    """report.breakdowns and litellm_settings.max_budget from config.yaml; keys.db from
+    general_settings.keys_database_path, and --keys-db over it."""
+    from tests.site_fixtures import keys_db
+
+    keys = keys_db(tmp_path / "elsewhere.db", [
+        {"raw": "sk-cli-test-key-0001", "key_alias": "cli-key", "max_budget": 5.0, "spend": 1.0}],
+        global_spend=3.0)
+    config = tmp_path / "config.yaml"
+    config.write_text("report:\n  breakdowns: [project, tags]\n"
+                      "litellm_settings:\n  max_budget: 10\n  budget_duration: 30d\n"
+                      f"general_settings:\n  keys_database_path: {keys}\n"
+                      "model_list:\n  - model_name: x\n    litellm_params:\n"
+                      "      model: openai/x\n      api_key: os.environ/SHIN_UNSET_PROVIDER_KEY\n")
+    out = tmp_path / "public"
+    assert main(["build", "--db", str(small_db), "--out", str(out), "--config", str(config), "-q"]) == 0
+    page = (out / "breakdowns.html").read_text()
+    assert 'id="by_project"' in page and 'id="by_tags_daily"' in page
+    budgets = json.loads((out / "data" / "budgets.json").read_text())["rows"]
+    assert {(r["name"], r["max_budget"], r["spend"]) for r in budgets} == {
+        ("cli-key", 5.0, 1.0), ("the gateway", 10.0, 3.0)}
+    other = keys_db(tmp_path / "other.db", [], global_spend=7.0)
+    assert main(["build", "--db", str(small_db), "--out", str(out), "--config", str(config),
+                 "--keys-db", str(other), "-q"]) == 0
+    budgets = json.loads((out / "data" / "budgets.json").read_text())["rows"]
+    assert [(r["name"], r["spend"]) for r in budgets] == [("the gateway", 7.0)]
 
 
 def test_explicit_missing_config_is_an_error(small_db: Path, tmp_path: Path, epoch: None,

@@ -55,6 +55,7 @@ class Exchange:
     principal: Principal | None = None
     model: str = ""
     body: dict[str, Any] | None = None
+    tags_header: str | None = None  # x-litellm-tags, merged into the logged metadata
     stream: bool = False
     target: Target | None = None
     #: The model_name group of `target` (after aliases, wildcards and fallbacks).

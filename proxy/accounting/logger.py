@@ -13,6 +13,7 @@ from ..logdb.writer import LogWriter
 from ..state import RequestHook
 from .exchange import Exchange
 from .pricing import NO_USAGE
+from .tags import metadata_json
 from .usage import estimate, prompt_text
 
 access_log = logging.getLogger("proxy.access")
@@ -118,7 +119,6 @@ class RequestLogger:
         target = ex.target
         principal = ex.principal
         body = ex.body or {}
-        metadata = body.get("metadata")
         # A client that hung up, or a stream cut by shutdown, saw text: keep what was streamed.
         partial = ex.status == CLIENT_CLOSED or (ex.error_type == SHUTDOWN_CANCELLED and ex.response_text)
         if ex.status >= 400 and not partial:
@@ -154,7 +154,7 @@ class RequestLogger:
             tokens_estimated=int(bool(u and u.estimated)),
             cost_status=ex.cost_status or NO_USAGE,
             client_ip=ex.client_ip,
-            metadata=_json(metadata, sort_keys=True) if metadata else None,
+            metadata=metadata_json(body, ex.tags_header),
             model_group=ex.model_group,
             attempts=ex.attempts,
         )

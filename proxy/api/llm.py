@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..accounting import usage as usage_mod
 from ..accounting.exchange import Exchange
+from ..accounting.tags import TAGS_HEADER
 from ..errors import CLIENT_CLOSED, NotFound
 from ..routing.fallbacks import open_model
 from ..server.auth import Principal, bearer_token
@@ -33,7 +34,8 @@ LLM_ROUTES: dict[str, tuple[str, str]] = {
 
 
 def new_exchange(request: web.Request) -> Exchange:
-    ex = Exchange(endpoint=request.path, client_ip=client_address(request))
+    ex = Exchange(endpoint=request.path, client_ip=client_address(request),
+                  tags_header=request.headers.get(TAGS_HEADER))
     request[EXCHANGE] = ex
     return ex
 

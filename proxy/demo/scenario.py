@@ -69,8 +69,9 @@ def demo_config(upstream: str, db: Path, keys_db: Path, log_file: Path, master_k
             "log_file": str(log_file),
             "retention_days": 90,
         },
-        "litellm_settings": {"budget_duration": "30d"},
-        "report": {"title": "Shin Gateway demo", "datasette_url": "http://127.0.0.1:8001"},
+        "litellm_settings": {"budget_duration": "30d", "max_budget": 60.0},
+        "report": {"title": "Shin Gateway demo", "datasette_url": "http://127.0.0.1:8001",
+                   "breakdowns": ["project", "feature", "environment", "tags"]},
     }
 
 

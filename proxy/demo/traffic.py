@@ -17,6 +17,8 @@ from typing import Any
 
 import openai
 
+from ..history import PROJECTS
+
 CHAT_MODELS = ("gpt-4o-mini", "gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama3-local")
 PROMPTS = (
     "Summarise yesterday's incident report",
@@ -96,6 +98,11 @@ def _job(rng: random.Random, kind: str, who: dict[str, list[Caller]],
     model = rng.choice(CHAT_MODELS)
     messages = [{"role": "user", "content": prompt}]
     extra: dict[str, Any] = {"user": caller.user} if caller.user else {}
+    if caller.user in PROJECTS:  # tagged as a team tags requests: body metadata and the header
+        project, features = PROJECTS[caller.user]
+        extra["extra_body"] = {"metadata": {"project": project, "feature": features[0],
+                                            "environment": "production"}}
+        extra["extra_headers"] = {"x-litellm-tags": f"live,{'interactive' if kind == 'stream' else 'batch'}"}
 
     if kind == "chat":
         return lambda: _chat(client(caller.key), model, messages, extra)

@@ -72,7 +72,8 @@ def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage:
     default request parameters where the client set none."""
     payload = {**target.default_params, **(body or {})} if target.default_params else dict(body or {})
     payload["model"] = target.upstream_model
-    payload.pop("metadata", None)  # LiteLLM's own field, never forwarded
+    payload.pop("metadata", None)  # LiteLLM's own fields, never forwarded
+    payload.pop("tags", None)
     if include_usage:
         options = payload.get("stream_options")
         payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
