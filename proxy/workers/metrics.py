@@ -1,0 +1,127 @@
+"""/metrics under `serve --workers N`: every worker's counts, whichever worker is scraped.
+
+The supervisor points PROMETHEUS_MULTIPROC_DIR at a fresh directory of its run directory
+before a worker starts, so every prometheus-client metric of a worker (requests, tokens,
+spend, latencies, in flight) lives in memory-mapped files there, one set per process.
+A scrape reads them all (MultiProcessCollector): counters and histograms are summed, and a dead
+worker's counts stay in the totals; the in-flight gauge is `livesum` (the supervisor calls
+`mark_process_dead` for a worker that exits, so its gauges drop out).
+
+Scrape-time collectors read state the answering process holds. Each family decides:
+- COMBINED (per-worker state: each worker's request-log writer, each worker's router): every
+  worker copies its values into its own files every MIRROR_INTERVAL seconds and just before it
+  answers a scrape, so they are summed (or maxed) like the rest — at most MIRROR_INTERVAL old
+  for the other workers;
+- everything else — budgets — is answered by the worker scraped: budgets are shared through
+  keys.db, which each worker re-reads every 0.5 s, so any worker gives the same figures.
+Label values a metric bounds (e.g. model names outside the config) are bounded per worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import Counter, Gauge
+from prometheus_client.core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+log = logging.getLogger("proxy.metrics")
+
+COUNTER = "counter"
+#: Scrape-time families combined over the workers: COUNTER (summed, a dead worker's count
+#: kept) or a gauge's multiprocess mode.
+COMBINED: dict[str, str] = {
+    "shin_request_log_backlog": "livesum",
+    "shin_request_log_spill_pending": "livesum",
+    "shin_request_log_degraded": "livemax",
+    "shin_request_log_rows_written": COUNTER,
+    "shin_request_log_rows_spilled": COUNTER,
+    "shin_request_log_rows_replayed": COUNTER,
+    "shin_request_log_rows_refused": COUNTER,
+    "shin_request_log_rows_failed": COUNTER,
+    "litellm_deployment_cooled_down": COUNTER,
+}
+MIRROR_INTERVAL = 1.0
+
+
+class AllWorkers:
+    """The registry a worker serves at /metrics (anything with `collect()` will do for
+    prometheus-client's `generate_latest`)."""
+
+    def __init__(self, registry: Any, collectors: Iterable[Any], path: str | Path) -> None:
+        self.registry = registry  # this worker's own registry: its metrics and collectors
+        self.collectors = list(collectors)  # the scrape-time ones
+        self.path = str(path)
+        self._mirrors: dict[str, Any] = {}
+        self._seen: dict[tuple[str, tuple[str, ...]], float] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        self.mirror()
+        shared = list(MultiProcessCollector(None, self.path).collect())
+        names = {m.name for m in shared}
+        yield from shared
+        for metric in self.registry.collect():
+            # This worker's own copies of what the files already hold are left out.
+            if metric.name not in names and metric.name not in COMBINED:
+                yield metric
+
+    def mirror(self) -> None:
+        """Copy this worker's COMBINED values into its files."""
+        for collector in self.collectors:
+            for family in collector.collect():
+                mode = COMBINED.get(family.name)
+                if mode is None:
+                    continue
+                for sample in family.samples:
+                    if mode == COUNTER and not sample.name.endswith("_total"):
+                        continue  # _created
+                    self._copy(family, mode, sample.labels, sample.value)
+
+    def _copy(self, family: Metric, mode: str, labels: dict[str, str], value: float) -> None:
+        metric = self._mirrors.get(family.name)
+        if metric is None:
+            names = list(labels)
+            if mode == COUNTER:
+                metric = Counter(family.name, family.documentation, names, registry=None)
+            else:
+                metric = Gauge(family.name, family.documentation, names, registry=None, multiprocess_mode=mode)
+            self._mirrors[family.name] = metric
+        child = metric.labels(**labels) if labels else metric
+        if mode != COUNTER:
+            child.set(value)
+            return
+        key = (family.name, tuple(labels.values()))
+        delta = value - self._seen.get(key, 0.0)
+        if delta > 0:
+            child.inc(delta)
+            self._seen[key] = value
+
+
+def serve_all_workers(app: web.Application, registry: Any, collectors: Iterable[Any], path: Path) -> AllWorkers:
+    """What /metrics renders in a worker; keeps the COMBINED copies fresh while it runs."""
+    view = AllWorkers(registry, collectors, path)
+
+    async def mirroring(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(MIRROR_INTERVAL)
+                try:
+                    view.mirror()
+                except Exception:
+                    log.exception("metrics: copying this worker's figures failed")
+
+        task = asyncio.create_task(loop(), name="metrics-mirror")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        view.mirror()
+
+    app.cleanup_ctx.append(mirroring)
+    return view
