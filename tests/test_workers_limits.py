@@ -51,8 +51,8 @@ async def test_rpm_limit_holds_across_workers_and_slides(pair):
     with pytest.raises(RateLimited) as refused:
         await b.acquire([limited])
     assert "rpm_limit of 10 requests per minute" in refused.value.message
-    assert refused.value.headers["Retry-After"] == "60"
-    now[0] += 60.5  # the window slid past every admission
+    assert refused.value.headers["Retry-After"] == "61"  # counted per whole second: 60 to 61 s
+    now[0] += 61  # the window slid past every admission
     assert await admitted(a, limited)
 
 
@@ -61,7 +61,8 @@ async def test_parallel_slots_are_shared_and_released(pair):
     limited = subject(parallel=2)
     assert await admitted(a, limited) and await admitted(b, limited)
     assert not await admitted(a, limited) and not await admitted(b, limited)
-    a.release([limited.ref])  # queued, applied before b's next admission
+    a.release([limited.ref])  # queued on a's thread, applied a moment later
+    await a.flush()
     assert await admitted(b, limited)
     assert (a.in_flight(limited.ref), b.in_flight(limited.ref)) == (0, 2)
 
@@ -74,6 +75,7 @@ async def test_all_or_none_across_subjects(pair):
         await b.acquire([key, team])  # the team is full: the key's rpm must not count it
     assert "max_parallel_requests of 1" in refused.value.message
     a.release([key.ref, team.ref])
+    await a.flush()
     for _ in range(4):
         await b.acquire([key])
         b.release([key.ref])
@@ -86,9 +88,11 @@ async def test_tpm_counts_tokens_from_every_worker(pair):
     await a.acquire([limited])
     a.release([limited.ref])
     a.add_tokens([limited], 60)
+    await a.flush()
     await b.acquire([limited])  # 60 < 100
     b.release([limited.ref])
     b.add_tokens([limited], 60)
+    await b.flush()
     with pytest.raises(RateLimited) as refused:
         await a.acquire([limited])  # 120 >= 100, whichever worker asks
     assert "tpm_limit of 100 tokens per minute" in refused.value.message
@@ -111,6 +115,7 @@ async def test_forget_drops_a_deleted_keys_counts(pair):
     await a.acquire([limited])
     assert not await admitted(b, limited)
     a.forget(limited.ref)
+    await a.flush()
     assert await admitted(b, limited)
 
 

@@ -1,25 +1,29 @@
 """The RateCounter (store/base.py) the workers of one `serve --workers N` share: rpm, tpm and
 parallel-request counts in one small SQLite file in the supervisor's private run directory
-(`limits.db`, created by the supervisor, removed at exit; a single process keeps the
-in-memory counter, memory_limits.py, which this one mirrors exactly in what it admits).
+(`limits.db`, made by the supervisor, removed at exit). A single process keeps the in-memory
+counter (memory_limits.py); this one admits the same way, counted across the workers.
 
 Each admission with a limit is one short write transaction (BEGIN IMMEDIATE: SQLite's write
-lock serialises the workers) on this worker's "limits-db" thread: expire the subject's
-entries older than the window, count, refuse or record. Releases and token counts are queued
-on the event loop and applied in the next transaction (one per batch, in order, never on the
-request path). The file is scratch: WAL, synchronous=OFF.
+lock serialises the workers; ~30 µs) on this worker's "limits-db" thread: sum the subject's
+requests / tokens of the window and its parallel slots, refuse or record, for every subject at
+once. Releases and token counts are queued on the event loop and applied in the next
+transaction (in order, off the request path). Requests and tokens are counted per whole
+second (at most 61 rows per subject). The file is scratch: WAL, synchronous=OFF. Why SQLite
+rather than shared memory: transactions give all-or-none across subjects, and a process that
+dies mid-transaction loses its locks with it, for 30 µs — shared memory would need a lock
+and an allocator of our own.
 
 How strict (docs/operations.md "Several gateway processes on one machine"):
-- rpm_limit and max_parallel_requests are exact across workers: no request is admitted past
-  a limit, whichever worker takes it. A slot is freed a moment after its request ends (the
-  release is queued), so for an instant a limit may refuse what it could admit — never the
-  other way round.
-- tpm_limit counts tokens when a request ends (as one process does, and LiteLLM): requests
-  admitted while the minute's tokens are under the limit may together go past it by what
-  they use.
+- rpm_limit and max_parallel_requests hold exactly across workers: no request is admitted
+  past a limit, whichever worker takes it. A request counts against rpm for 60 to 61 s (whole
+  seconds), a slot is freed a moment after its request ends (the release is queued): both
+  can only refuse a little early, never admit past the limit.
+- tpm_limit counts tokens when a request ends (as a single process does, and LiteLLM):
+  requests admitted while the minute's tokens are under the limit may together go past it
+  by what they use, plus what ended in the last moment on another worker.
 - A worker that dies holding slots: the supervisor releases them when it reaps the worker;
   its requests stay counted in rpm for the rest of their minute.
-- When the file cannot be written (e.g. the disk of the temp directory is full): ERROR in
+- When the file cannot be written (a lock held past BUSY_MS, a full disk): ERROR in
   gateway.log, and for RETRY_AFTER seconds each worker counts alone, in memory (up to N times
   the limits), then the file is tried again.
 """
@@ -53,21 +57,26 @@ MAX_PENDING = 100_000
 
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=OFF", f"PRAGMA busy_timeout={BUSY_MS}")
 # Scratch state of one run (the supervisor makes a new file each start): no migrations.
+# Requests and tokens are counted per whole second: at most 61 rows per subject in the window.
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS hits (ref TEXT NOT NULL, at REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS hits_by_ref ON hits (ref, at)",
-    "CREATE TABLE IF NOT EXISTS tokens (ref TEXT NOT NULL, at REAL NOT NULL, n INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS tokens_by_ref ON tokens (ref, at)",
+    "CREATE TABLE IF NOT EXISTS requests (ref TEXT NOT NULL, second INTEGER NOT NULL, "
+    "n INTEGER NOT NULL, PRIMARY KEY (ref, second)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS tokens (ref TEXT NOT NULL, second INTEGER NOT NULL, "
+    "n INTEGER NOT NULL, PRIMARY KEY (ref, second)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS in_flight (ref TEXT NOT NULL, owner INTEGER NOT NULL, "
     "n INTEGER NOT NULL, PRIMARY KEY (ref, owner)) WITHOUT ROWID",
 )
-EXPIRE_HITS_SQL = "DELETE FROM hits WHERE ref = :ref AND at <= :horizon"
-COUNT_HITS_SQL = "SELECT count(*), min(at) FROM hits WHERE ref = :ref"
-ADD_HIT_SQL = "INSERT INTO hits (ref, at) VALUES (:ref, :at)"
-EXPIRE_TOKENS_SQL = "DELETE FROM tokens WHERE ref = :ref AND at <= :horizon"
-SUM_TOKENS_SQL = "SELECT coalesce(sum(n), 0) FROM tokens WHERE ref = :ref"
-TOKEN_ROWS_SQL = "SELECT at, n FROM tokens WHERE ref = :ref ORDER BY at"
-ADD_TOKENS_SQL = "INSERT INTO tokens (ref, at, n) VALUES (:ref, :at, :n)"
+COUNT_REQUESTS_SQL = "SELECT coalesce(sum(n), 0), min(second) FROM requests WHERE ref = :ref AND second > :horizon"
+ADD_REQUEST_SQL = """
+INSERT INTO requests (ref, second, n) VALUES (:ref, :second, 1)
+ON CONFLICT (ref, second) DO UPDATE SET n = n + 1
+"""
+SUM_TOKENS_SQL = "SELECT coalesce(sum(n), 0) FROM tokens WHERE ref = :ref AND second > :horizon"
+TOKEN_ROWS_SQL = "SELECT second, n FROM tokens WHERE ref = :ref AND second > :horizon ORDER BY second"
+ADD_TOKENS_SQL = """
+INSERT INTO tokens (ref, second, n) VALUES (:ref, :second, :n)
+ON CONFLICT (ref, second) DO UPDATE SET n = n + excluded.n
+"""
 IN_FLIGHT_SQL = "SELECT coalesce(sum(n), 0) FROM in_flight WHERE ref = :ref"
 ENTER_SQL = """
 INSERT INTO in_flight (ref, owner, n) VALUES (:ref, :owner, 1)
@@ -76,11 +85,11 @@ ON CONFLICT (ref, owner) DO UPDATE SET n = n + 1
 LEAVE_SQL = "UPDATE in_flight SET n = n - 1 WHERE ref = :ref AND owner = :owner"
 CLEAR_SQL = "DELETE FROM in_flight WHERE ref = :ref AND owner = :owner AND n <= 0"
 FORGET_SQL = (
-    "DELETE FROM hits WHERE ref = :ref",
+    "DELETE FROM requests WHERE ref = :ref",
     "DELETE FROM tokens WHERE ref = :ref",
     "DELETE FROM in_flight WHERE ref = :ref",
 )
-PRUNE_SQL = ("DELETE FROM hits WHERE at <= :horizon", "DELETE FROM tokens WHERE at <= :horizon")
+PRUNE_SQL = ("DELETE FROM requests WHERE second <= :horizon", "DELETE FROM tokens WHERE second <= :horizon")
 OWNER_SLOTS_SQL = "SELECT coalesce(sum(n), 0) FROM in_flight WHERE owner = :owner"
 RELEASE_OWNER_SQL = "DELETE FROM in_flight WHERE owner = :owner"
 
@@ -119,12 +128,21 @@ def _key(ref: Ref) -> str:
     return f"{ref.kind}:{ref.ident}"
 
 
-def _token_wait(rows: list[tuple[float, int]], total: int, limit: int, now: float) -> float:
+def _second(now: float) -> int:
+    return int(now)
+
+
+def _horizon(now: float) -> int:
+    """Seconds at or before this one are out of the window: a request counts 60 to 61 s."""
+    return _second(now) - int(WINDOW)
+
+
+def _token_wait(rows: list[tuple[int, int]], total: int, limit: int, now: float) -> float:
     """Seconds until enough of the minute's tokens age out to drop below `limit`."""
-    for at, tokens in rows:
+    for second, tokens in rows:
         total -= tokens
         if total < limit:
-            return at + WINDOW - now
+            return second + 1 + WINDOW - now
     return WINDOW
 
 
@@ -161,11 +179,16 @@ class SqliteRateCounter:
         for statement in SCHEMA:  # normally there already (the supervisor made the file)
             self._conn.execute(statement)
 
+    async def flush(self) -> None:
+        """Apply what is queued (releases, tokens) now."""
+        if self._executor is not None:
+            await self._run(self._drain)
+
     async def close(self) -> None:
         """Apply what is queued (this worker's releases), then close."""
         if self._executor is None:
             return
-        await self._run(self._drain)
+        await self.flush()
         if self._conn is not None:
             await self._run(self._conn.close)
         self._executor.shutdown(wait=True)
@@ -238,9 +261,9 @@ class SqliteRateCounter:
             refusal = self._check(conn, subjects, now)
             if refusal is None:
                 for s in subjects:
-                    params = {"ref": _key(s.ref), "at": now, "owner": self.owner}
+                    params = {"ref": _key(s.ref), "second": _second(now), "owner": self.owner}
                     if s.rpm_limit is not None:
-                        conn.execute(ADD_HIT_SQL, params)
+                        conn.execute(ADD_REQUEST_SQL, params)
                     if s.max_parallel_requests is not None:
                         conn.execute(ENTER_SQL, params)
             conn.execute("COMMIT")  # a refusal keeps the expiry and the queued releases
@@ -252,17 +275,15 @@ class SqliteRateCounter:
             raise
 
     def _check(self, conn: sqlite3.Connection, subjects: list[Any], now: float) -> tuple[Any, str, float] | None:
-        horizon = now - WINDOW
+        horizon = _horizon(now)
         for s in subjects:
             params = {"ref": _key(s.ref), "horizon": horizon}
             if s.rpm_limit is not None:
-                conn.execute(EXPIRE_HITS_SQL, params)
-                count, first = conn.execute(COUNT_HITS_SQL, params).fetchone()
+                count, first = conn.execute(COUNT_REQUESTS_SQL, params).fetchone()
                 if count >= s.rpm_limit:
-                    wait = first + WINDOW - now if first is not None else WINDOW
+                    wait = first + 1 + WINDOW - now if first is not None else WINDOW
                     return s, f"rpm_limit of {s.rpm_limit} requests per minute", wait
             if s.tpm_limit is not None:
-                conn.execute(EXPIRE_TOKENS_SQL, params)
                 total = conn.execute(SUM_TOKENS_SQL, params).fetchone()[0]
                 if total >= s.tpm_limit:
                     rows = conn.execute(TOKEN_ROWS_SQL, params).fetchall()
@@ -296,14 +317,14 @@ class SqliteRateCounter:
                 conn.execute(LEAVE_SQL, params)
                 conn.execute(CLEAR_SQL, params)
             elif op[0] == "tokens":
-                conn.execute(ADD_TOKENS_SQL, {"ref": op[1], "at": op[2], "n": op[3]})
+                conn.execute(ADD_TOKENS_SQL, {"ref": op[1], "second": _second(op[2]), "n": op[3]})
             else:
                 for sql in FORGET_SQL:
                     conn.execute(sql, {"ref": op[1]})
         if now - self._last_prune >= WINDOW:  # subjects no longer asked for
             self._last_prune = now
             for sql in PRUNE_SQL:
-                conn.execute(sql, {"horizon": now - WINDOW})
+                conn.execute(sql, {"horizon": _horizon(now)})
 
     def _take_pending(self) -> list[tuple[Any, ...]]:
         ops = []
