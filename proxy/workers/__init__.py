@@ -4,7 +4,7 @@
                  workers, forwards SIGTERM/SIGINT and decides the exit status;
   worker.py      one worker: the same gateway as a single `serve`, told to stop by the parent;
   listen.py      the listening socket(s);
-  logfile.py     gateway.log shared by every process, whole lines per write;
+  logfile.py     gateway.log shared by every process (each worker's lines name it);
   metrics.py     /metrics of all workers from any of them (prometheus-client multiprocess);
   info.py        what a worker knows about its place (WorkerInfo, app[WORKER]).
 

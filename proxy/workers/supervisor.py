@@ -282,7 +282,6 @@ def serve_workers(args: object, count: int, mode: str = listen.REUSEPORT) -> int
     from ..logsetup import configure_logging, held_logs
     from ..server.app import create_app
     from ..state import DB_PATH, KEYS_DB_PATH
-    from .logfile import share_log_file
 
     log_arg: str | None = getattr(args, "log_file", None)
     log_file = None if log_arg is None else ("" if log_arg == "-" else log_arg)
@@ -292,7 +291,6 @@ def serve_workers(args: object, count: int, mode: str = listen.REUSEPORT) -> int
     if config.general.log_max_bytes > 0 and (log_file is None or log_file):
         raise ConfigError("general_settings.log_max_bytes: size-based rotation needs one process; with "
                           "--workers rotate gateway.log with logrotate (docs/operations.md)")
-    share_log_file(config.general.log_flush_seconds)
     app = create_app(config, db_path=getattr(args, "db", None), keys_db_path=getattr(args, "keys_db", None))
     connect_writer(app[DB_PATH]).close()  # migrations run once, here
     KeysDB(app[KEYS_DB_PATH]).close()

@@ -94,7 +94,7 @@ def run(spec: WorkerSpec) -> int:
     from ..server.app import create_app
     from ..server.shutdown import serve
     from ..state import WRITER
-    from .logfile import share_log_file
+    from .logfile import name_worker_lines
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
@@ -106,7 +106,7 @@ def run(spec: WorkerSpec) -> int:
         config_log.disabled = False
     log_file = None if spec.log_file is None else ("" if spec.log_file == "-" else spec.log_file)
     configure_logging(config.general, config.litellm, log_file=log_file)
-    share_log_file(config.general.log_flush_seconds, worker=spec.index)
+    name_worker_lines(spec.index)
 
     info = WorkerInfo(index=spec.index, count=spec.count, run_dir=Path(spec.run_dir))
     app = create_app(config, db_path=spec.db, keys_db_path=spec.keys_db, worker=info)
