@@ -1,4 +1,4 @@
-"""`python -m bench` (= `make bench`): the proxy, site, soak and rollups benchmarks, one after another.
+"""`python -m bench` (= `make bench`): the proxy, site, soak, rollups and workers benchmarks, one after another.
 
   python -m bench                 # all, figures into BENCHMARKS.md
   python -m bench proxy [--quick] [--no-write] [--litellm VENV]   # one, with its own options
