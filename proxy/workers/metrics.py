@@ -56,7 +56,7 @@ class AllWorkers:
 
     def __init__(self, registry: Any, collectors: Iterable[Any], path: str | Path) -> None:
         self.registry = registry  # this worker's own registry: its metrics and collectors
-        self.collectors = list(collectors)  # the scrape-time ones
+        self.collectors = list(collectors)  # the scrape-time ones that have COMBINED families
         self.path = str(path)
         self._mirrors: dict[str, Any] = {}
         self._seen: dict[tuple[str, tuple[str, ...]], float] = {}
@@ -73,8 +73,11 @@ class AllWorkers:
 
     def mirror(self) -> None:
         """Copy this worker's COMBINED values into its files."""
-        for collector in self.collectors:
-            for family in collector.collect():
+        for collector in list(self.collectors):
+            families = list(collector.collect())
+            if families and not any(f.name in COMBINED for f in families):
+                self.collectors.remove(collector)  # e.g. budgets: nothing to copy, ever
+            for family in families:
                 mode = COMBINED.get(family.name)
                 if mode is None:
                     continue
