@@ -19,6 +19,7 @@ from proxy.workers.supervisor import KILL_MARGIN
 
 from .conftest import MASTER_KEY
 from .processes import start, stop
+from .test_metrics_dashboards import LITELLM_NAMES_PROMTOOL_FLAGS, PROMTOOL, promtool
 from .workers_gateway import metric_sum, post, scrape, start_workers
 from .workers_helpers import wait_for
 
@@ -75,7 +76,12 @@ async def test_four_workers_log_a_known_count_once_and_any_worker_reports_it_in_
         for conns in pinned.values():
             page = scrape(conns[0])
             assert metric_sum(page, "litellm_requests_metric_total") == sent
+            assert metric_sum(page, "litellm_total_tokens_metric_total") > 0
             assert metric_sum(page, "shin_in_flight_requests") == 0
+            assert 'pid="' not in page, "every gauge says how workers combine (no per-process series)"
+        if PROMTOOL is not None:  # the page is valid exposition text, as a single process's is
+            status, lines = promtool(page)
+            assert set(lines) <= {f"{n} {why}" for n, why in LITELLM_NAMES_PROMTOOL_FLAGS.items()}
         # Per-worker state (each worker's request-log writer) is copied into the shared files
         # every second: every worker soon reports every worker's rows.
         for conns in pinned.values():

@@ -100,6 +100,22 @@ async def test_tpm_counts_tokens_from_every_worker(pair):
     assert await admitted(b, limited)
 
 
+async def test_usage_for_metrics_counts_every_worker(pair):
+    (a, b), now, _ = pair
+    limited = subject(rpm=100, tpm=10_000)
+    for counter, n in ((a, 3), (b, 2)):
+        for _ in range(n):
+            await counter.acquire([limited])
+            counter.release([limited.ref])
+            counter.add_tokens([limited], 7)
+        await counter.flush()
+    now[0] += 1  # past the cached read
+    assert a.usage(limited.ref) == b.usage(limited.ref) == (5, 35)
+    assert a.usage(subject("other").ref) == (0, 0)
+    now[0] += 61
+    assert a.usage(limited.ref) == (0, 0)
+
+
 async def test_a_dead_workers_slots_are_released_by_the_supervisor(pair):
     (a, b), _, path = pair
     limited = subject(parallel=1)

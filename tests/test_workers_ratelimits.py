@@ -38,7 +38,8 @@ def new_key(gw, **limits) -> str:
 
 
 def test_rpm_limit_10_through_4_workers_admits_10(gw, workers):
-    key = new_key(gw, rpm_limit=10)
+    alias = f"rpm{time.monotonic_ns()}"
+    key = admin(gw.url, "/key/generate", {"key_alias": alias, "rpm_limit": 10})["key"]
     statuses = []
     for i in range(30):
         status, body, headers = post(workers[i % 4][0], content=f"r{i}", key=key)
@@ -48,6 +49,12 @@ def test_rpm_limit_10_through_4_workers_admits_10(gw, workers):
             assert int(headers["Retry-After"]) >= 1
     assert statuses[:10] == [200] * 10  # every worker admitted some of the ten
     assert statuses.count(200) == 10 and statuses.count(429) == 20
+    # Every worker reports the key's use of its limit: all ten admissions.
+    for conns in workers:
+        page = scrape(conns[1])
+        used = [line for line in page.splitlines() if line.startswith("litellm_api_key_rate_limit_used_metric{")
+                and f'api_key_alias="{alias}"' in line and 'rate_limit_type="requests"' in line]
+        assert len(used) == 1 and float(used[0].rsplit(" ", 1)[1]) == 10
 
 
 def test_parallel_requests_are_counted_across_workers(gw, workers):

@@ -4,17 +4,19 @@ The supervisor points PROMETHEUS_MULTIPROC_DIR at a fresh directory of its run d
 before a worker starts, so every prometheus-client metric of a worker (requests, tokens,
 spend, latencies, in flight) lives in memory-mapped files there, one set per process.
 A scrape reads them all (MultiProcessCollector): counters and histograms are summed, and a dead
-worker's counts stay in the totals; the in-flight gauge is `livesum` (the supervisor calls
-`mark_process_dead` for a worker that exits, so its gauges drop out).
+worker's counts stay in the totals; gauges say how in their multiprocess_mode (in flight:
+`livesum` — the supervisor calls `mark_process_dead` for a worker that exits, so its live
+gauges drop out; the upstreams' rate-limit headers: `mostrecent`).
 
 Scrape-time collectors read state the answering process holds. Each family decides:
-- COMBINED (per-worker state: each worker's request-log writer, each worker's router): every
-  worker copies its values into its own files every MIRROR_INTERVAL seconds and just before it
-  answers a scrape, so they are summed (or maxed) like the rest — at most MIRROR_INTERVAL old
-  for the other workers;
-- everything else — budgets — is answered by the worker scraped: budgets are shared through
-  keys.db, which each worker re-reads every 0.5 s, so any worker gives the same figures.
-Label values a metric bounds (e.g. model names outside the config) are bounded per worker.
+- COMBINED (per-worker state: each worker's request-log writer, HTTP requests in flight,
+  callback failures, router): every worker copies its values into its own files every
+  MIRROR_INTERVAL seconds and just before it answers a scrape, so they are summed (or maxed)
+  like the rest — at most MIRROR_INTERVAL old for the other workers;
+- everything else is answered by the worker scraped, because every worker has the same:
+  budgets and user/team counts (keys.db, re-read every 0.5 s), rate-limit use (the workers'
+  shared counter, admin/store/sqlite_limits.py), the configured deployments' rpm/tpm.
+Label values a metric bounds (metrics_label_values) are bounded per worker.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ COUNTER = "counter"
 #: Scrape-time families combined over the workers: COUNTER (summed, a dead worker's count
 #: kept) or a gauge's multiprocess mode.
 COMBINED: dict[str, str] = {
+    # each worker's request-log writer (server/metrics/collectors.py WriterCollector)
     "shin_request_log_backlog": "livesum",
     "shin_request_log_spill_pending": "livesum",
     "shin_request_log_degraded": "livemax",
@@ -45,6 +48,11 @@ COMBINED: dict[str, str] = {
     "shin_request_log_rows_replayed": COUNTER,
     "shin_request_log_rows_refused": COUNTER,
     "shin_request_log_rows_failed": COUNTER,
+    # each worker's HTTP requests and callback dispatcher (InFlightCollector, CallbackCollector)
+    "litellm_in_flight_requests": "livesum",
+    "litellm_callback_logging_failures_metric": COUNTER,
+    # each worker's router (deployments.py RouterCollector): the worst state any worker sees
+    "litellm_deployment_state": "livemax",
     "litellm_deployment_cooled_down": COUNTER,
 }
 MIRROR_INTERVAL = 1.0

@@ -90,6 +90,12 @@ FORGET_SQL = (
     "DELETE FROM in_flight WHERE ref = :ref",
 )
 PRUNE_SQL = ("DELETE FROM requests WHERE second <= :horizon", "DELETE FROM tokens WHERE second <= :horizon")
+USAGE_SQL = (
+    "SELECT ref, sum(n) FROM requests WHERE second > :horizon GROUP BY ref",
+    "SELECT ref, sum(n) FROM tokens WHERE second > :horizon GROUP BY ref",
+)
+#: /metrics reads every subject's use of the minute at most this often (seconds).
+USAGE_TTL = 0.5
 OWNER_SLOTS_SQL = "SELECT coalesce(sum(n), 0) FROM in_flight WHERE owner = :owner"
 RELEASE_OWNER_SQL = "DELETE FROM in_flight WHERE owner = :owner"
 
@@ -163,6 +169,9 @@ class SqliteRateCounter:
         self._local: dict[Ref, int] = {}  # slots taken from the fallback
         self._down_until = 0.0
         self._last_error = -ERROR_EVERY
+        self._reader: sqlite3.Connection | None = None  # the event loop's, for usage()
+        self._usage: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        self._usage_at: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -191,6 +200,9 @@ class SqliteRateCounter:
         await self.flush()
         if self._conn is not None:
             await self._run(self._conn.close)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self._executor.shutdown(wait=True)
         self._executor = None
 
@@ -238,6 +250,25 @@ class SqliteRateCounter:
             if s.tpm_limit is not None:
                 self._pending.append(("tokens", _key(s.ref), now, tokens))
         self._schedule_drain()
+
+    def usage(self, ref: Ref) -> tuple[int, int]:
+        """(requests, tokens) every worker counted against `ref` in the last minute, for
+        /metrics. Read from the file at most every USAGE_TTL seconds, two queries for all
+        subjects, on the event loop: a WAL reader never waits for the writers."""
+        now = self._clock()
+        if self._usage_at is None or now - self._usage_at >= USAGE_TTL:
+            self._usage_at = now
+            try:
+                if self._reader is None:
+                    self._reader = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+                    self._reader.execute("PRAGMA busy_timeout=50")
+                params = {"horizon": _horizon(now)}
+                requests, tokens = (dict(self._reader.execute(sql, params).fetchall()) for sql in USAGE_SQL)
+                self._usage = (requests, tokens)
+            except sqlite3.Error as exc:
+                log.debug("rate limits: could not read the shared counters for /metrics: %s", exc)
+        key = _key(ref)
+        return self._usage[0].get(key, 0), self._usage[1].get(key, 0)
 
     def in_flight(self, ref: Ref) -> int:
         """This worker's requests in flight for `ref` (the file holds every worker's)."""
