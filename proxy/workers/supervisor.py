@@ -74,6 +74,7 @@ class Supervisor:
         self.run_dir = Path(spec.run_dir)
         self.slots = [_Slot(i) for i in range(1, count + 1)]
         self.stopping = asyncio.Event()
+        self.spawning = asyncio.Lock()  # no worker starts once stopping is set
         self.failed = asyncio.Event()  # a worker died before the gateway first accepted requests
         self.serving = False  # every worker has accepted requests once
         self.orders: asyncio.Queue[int] = asyncio.Queue()
@@ -160,7 +161,10 @@ class Supervisor:
             if self.stopping.is_set():
                 return
             slot.backoff = min(slot.backoff * 2, MAX_BACKOFF)
-            await self._spawn(slot)
+            async with self.spawning:
+                if self.stopping.is_set():
+                    return
+                await self._spawn(slot)
 
     async def _bury(self, pid: int) -> None:
         """What a dead worker leaves: its rate-limit slots, its live gauges."""
@@ -179,7 +183,8 @@ class Supervisor:
 
     # -- stopping -----------------------------------------------------------------------------
     async def _stop_all(self, signum: int) -> None:
-        self.stopping.set()
+        async with self.spawning:
+            self.stopping.set()
         started = time.monotonic()
         if self.sock is not None:
             self.sock.close()  # the workers' copies close as they start draining
