@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import time
@@ -208,6 +209,7 @@ def test_workers_stop_when_the_supervisor_is_gone(tmp_path, fast_upstream):
         for pid in gw.pids().values():
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(gw.run_dir(), ignore_errors=True)  # a killed supervisor leaves it (documented)
 
 
 def test_each_worker_spills_to_its_own_file_and_every_row_lands_once(tmp_path, fast_upstream):
