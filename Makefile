@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 	touch $@
 
 run: install
-	$(PYTHON) -m proxy serve --config $(CONFIG) --host $(HOST) --port $(PORT) --db $(DB)
+	$(PYTHON) -m proxy serve --config $(CONFIG) --host $(HOST) --port $(PORT) --db $(DB)$(if $(WORKERS), --workers $(WORKERS))
 
 report: install
 	@# Alerts first so the overview shows this run's alerts; a failed check still fails the

@@ -1,10 +1,11 @@
-"""`python -m bench` (= `make bench`): the proxy, site, soak and rollups benchmarks, one after another.
+"""`python -m bench` (= `make bench`): the proxy, site, soak, rollups and workers benchmarks, one after another.
 
   python -m bench                 # all, figures into BENCHMARKS.md
   python -m bench proxy [--quick] [--no-write] [--litellm VENV]   # one, with its own options
   python -m bench site [...]      # bench/site_bench.py, when present
   python -m bench soak [--quick] [--no-write]   # bench/soak_bench.py
   python -m bench rollups [--quick] [--no-write]   # bench/rollups_bench.py: trigger, merge, Datasette
+  python -m bench workers [--quick] [--no-write]   # bench/workers_bench.py: 1 vs 2 workers
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import inspect
 import sys
 from collections.abc import Callable
 
-BENCHES = ("proxy", "site", "soak", "rollups")
+BENCHES = ("proxy", "site", "soak", "rollups", "workers")
 
 
 def _entry(name: str) -> Callable[..., int | None] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ EPILOG = """examples:
   shin-proxy serve --config config.yaml --port 4000
   shin-proxy serve --config config.yaml --host 0.0.0.0 --port 4000 --db /var/lib/shin/litellm.db
   python -m proxy serve --config config.yaml --log-file -     # log to stderr only
+  shin-proxy serve --config config.yaml --port 4000 --workers 4   # 4 processes, one port
 """
 
 #: Subcommands register here: name -> (add_arguments, run). Other modules (keys, backup,
@@ -29,10 +31,34 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="request log SQLite file (default general_settings.database_path)")
     parser.add_argument("--keys-db", help="virtual keys SQLite file (default keys.db beside --db)")
     parser.add_argument("--log-file", help="gateway log file ('-' for stderr only; default from config)")
+    parser.add_argument(
+        "--workers", "--num_workers", type=_positive, metavar="N", default=os.environ.get("NUM_WORKERS", "1"),
+        help="gateway processes on the one port, supervised by this one (default 1, or $NUM_WORKERS "
+             "as LiteLLM reads it; 1 runs no extra process; docs/operations.md)",
+    )
+    parser.add_argument(
+        "--listen-mode", choices=("reuseport", "shared"), default="reuseport",
+        help="with --workers: each worker listens with SO_REUSEPORT (default), or all accept "
+             "on the supervisor's one socket",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     """Run the gateway (stops cleanly on SIGTERM/SIGINT, flushing the request log)."""
+    if args.workers > 1:
+        from .workers.supervisor import serve_workers
+
+        return serve_workers(args, args.workers, args.listen_mode)
     from .config import load_config
     from .logsetup import configure_logging, held_logs
     from .server.app import create_app

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .routing.router import Router
     from .server.auth import Authenticator, MasterKeyAuth
     from .settings import Config
+    from .workers.info import WorkerInfo
 
 
 class RequestHook(Protocol):
@@ -43,3 +44,5 @@ DB_PATH: web.AppKey[str] = web.AppKey("db_path")
 KEYS_DB_PATH: web.AppKey[str] = web.AppKey("keys_db_path")
 EXTRAS: web.AppKey[dict[str, Any]] = web.AppKey("extras")
 TRUSTED_PROXIES: web.AppKey[frozenset[str]] = web.AppKey("trusted_proxies")
+#: Only in a `serve --workers N` worker: its index and the supervisor's run directory.
+WORKER: web.AppKey[WorkerInfo] = web.AppKey("worker")

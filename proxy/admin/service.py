@@ -30,12 +30,18 @@ from .registry import Registry, spend_records
 from .spendbook import SpendBook
 from .store.backend import SqliteBackend
 from .store.memory_limits import MemoryRateCounter
+from .store.sqlite_limits import SqliteRateCounter
 
 log = logging.getLogger("proxy.keys")
 
 
 class AdminService:
-    def __init__(self, path: str | Path, config: Config, *, sync_interval: float = 0.5) -> None:
+    def __init__(
+        self, path: str | Path, config: Config, *, sync_interval: float = 0.5,
+        shared_limits: Path | None = None,
+    ) -> None:
+        """`shared_limits`: the rate-limit file the workers of `serve --workers N` share
+        (store/sqlite_limits.py); a single process counts in memory."""
         self.path = Path(path)
         self.sync_interval = sync_interval
         self.config = config
@@ -44,7 +50,8 @@ class AdminService:
         self.registry = Registry(ModelAccess(config.models))
         litellm = config.litellm
         self.book = SpendBook(self.registry, self.backend, budgets.GlobalBudget(litellm.max_budget, litellm.budget_duration))
-        self.counter = MemoryRateCounter()
+        self.shared_counter = SqliteRateCounter(shared_limits) if shared_limits is not None else None
+        self.counter = self.shared_counter or MemoryRateCounter()
         self.admission = Admission(self.registry, self.book, self.counter)
         self.lock = asyncio.Lock()
         self._token: object | None = None
@@ -55,6 +62,8 @@ class AdminService:
         """Open the store and load it. `gateway=False` (a CLI command) leaves spend, budget
         periods and the gateway budget to the gateways: it only reads and edits settings."""
         snapshot = await self.store.open()
+        if self.shared_counter is not None and gateway:
+            await self.shared_counter.open()
         self._token = await self.store.change_token()
         self.registry.reload(snapshot.records)
         if not gateway:
@@ -80,6 +89,8 @@ class AdminService:
             await self.flush()
         finally:
             await self.store.close()
+            if self.shared_counter is not None:
+                await self.shared_counter.close()
 
     async def flush(self) -> None:
         """Add the spend charged here since the last flush to the ledger; adopt its totals."""

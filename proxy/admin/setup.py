@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..state import AUTH, CONFIG, EXTRAS, HOOKS, KEYS_DB_PATH, MASTER
+from ..state import AUTH, CONFIG, EXTRAS, HOOKS, KEYS_DB_PATH, MASTER, WORKER
 from .auth import KeyAuth
 from .routes import ADMIN, add_routes
 from .service import AdminService
 
 
 def setup_keys(app: web.Application) -> AdminService:
-    service = AdminService(app[KEYS_DB_PATH], app[CONFIG])
+    worker = app.get(WORKER)  # serve --workers N: rate limits shared by the workers
+    service = AdminService(app[KEYS_DB_PATH], app[CONFIG],
+                           shared_limits=worker.limits_path if worker is not None else None)
     app[ADMIN] = service
     app[EXTRAS]["keys"] = service  # for features that must not import this package (metrics)
     app[AUTH] = KeyAuth(app[MASTER], service)

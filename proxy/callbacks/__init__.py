@@ -25,7 +25,7 @@ from aiohttp import web
 from ..errors import ConfigError
 from ..server.budgetview import snapshot
 from ..settings import Config
-from ..state import CONFIG, HOOKS
+from ..state import CONFIG, HOOKS, WORKER
 from .batch import BUDGET, FAILURE, SLOW, SUCCESS
 from .dispatcher import Channel, Dispatcher, Subscription
 from .slack import SlackChannel
@@ -84,13 +84,15 @@ def setup_callbacks(app: web.Application) -> None:
     subscriptions = build_subscriptions(config)
     if not subscriptions:
         return
+    worker = app.get(WORKER)  # serve --workers N: budgets are shared, worker 1 alerts for all
+    budgets = worker is None or worker.primary
     dispatcher = Dispatcher(
         subscriptions,
         title=config.report.title,
         model_names=config.model_names,
         batch_seconds=general.callback_batch_seconds,
         slow_threshold=general.slow_request_threshold,
-        budget_source=functools.partial(snapshot, app),
+        budget_source=functools.partial(snapshot, app) if budgets else None,
     )
     app[CALLBACKS] = dispatcher
     app[HOOKS].append(dispatcher)

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ConfigError
-from ..state import CONFIG, DB_PATH
+from ..state import CONFIG, DB_PATH, WORKER
 from .checkpoint import Checkpointer
 from .prune import prune_request_log
 
@@ -38,6 +38,9 @@ def setup_retention(app: web.Application) -> None:
         raise ConfigError("general_settings.retention_interval: must be > 0 seconds")
     if general.wal_checkpoint_interval < 0:
         raise ConfigError("general_settings.wal_checkpoint_interval: must be >= 0 (0: off)")
+    worker = app.get(WORKER)
+    if worker is not None and not worker.primary:
+        return  # serve --workers N: worker 1 prunes and checkpoints for all of them
     app.cleanup_ctx.append(_maintenance)
 
 

@@ -33,8 +33,10 @@ from ..state import (
     ROUTER,
     STARTED_AT,
     TRUSTED_PROXIES,
+    WORKER,
     WRITER,
 )
+from ..workers.info import WorkerInfo
 from .auth import MasterKeyAuth
 from .health import health
 from .health_probe import setup_health
@@ -51,13 +53,17 @@ def create_app(
     *,
     db_path: str | Path | None = None,
     keys_db_path: str | Path | None = None,
+    worker: WorkerInfo | None = None,
 ) -> web.Application:
-    """Build the gateway. `db_path`/`keys_db_path` override the config's paths (--db, --keys-db)."""
+    """Build the gateway. `db_path`/`keys_db_path` override the config's paths (--db, --keys-db);
+    `worker`: this app is one of `serve --workers N` (proxy/workers)."""
     app = web.Application(
         middlewares=[track_in_flight, errors_and_logging],
         client_max_size=config.general.max_request_body_bytes,
     )
     app[IN_FLIGHT] = InFlight()
+    if worker is not None:
+        app[WORKER] = worker
     app[CONFIG] = config
     app[DB_PATH] = str(db_path or config.general.database_path)
     # Keys live beside the log by default, never inside it: Datasette serves the log.

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -101,17 +103,33 @@ def is_shutdown_cancel(request: web.Request) -> bool:
     return request.app[IN_FLIGHT].cancelled_by_shutdown(asyncio.current_task())
 
 
-async def serve(app: web.Application, host: str, port: int, grace: float) -> None:
-    """Run `app` on host:port until SIGTERM/SIGINT, then shut down as the module doc says."""
+class StopSource(Protocol):
+    """Where the order to stop comes from: the process's signals, or (a `--workers` worker)
+    its supervisor. `first()` returns the next order as a signal number."""
+
+    async def first(self) -> int: ...
+
+
+async def serve(
+    app: web.Application, host: str, port: int, grace: float, *,
+    sock: socket.socket | None = None,
+    stops: Callable[[], StopSource] | None = None,
+    started: Callable[[str], None] | None = None,
+) -> None:
+    """Run `app` on host:port (or on a listening `sock` shared by several workers) until
+    SIGTERM/SIGINT (or what `stops` makes), then shut down as the module doc says. `started`
+    is told the address once requests are accepted."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=CANCEL_WAIT)
     await runner.setup()
     deadline: float | None = None
     try:
-        site = web.TCPSite(runner, host, port)
+        site: web.BaseSite = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
         await site.start()
         # The bound address (the real port when --port 0); tests and scripts read this line.
         log.info("Running on %s", site.name)
-        signals = _Signals()
+        if started is not None:
+            started(site.name)
+        signals = stops() if stops is not None else _Signals()
         signum = await signals.first()
         deadline = time.monotonic() + grace + SHUTDOWN_MARGIN
         await _drain(app, runner, site, grace, signum, signals)
@@ -124,8 +142,8 @@ async def serve(app: web.Application, host: str, port: int, grace: float) -> Non
 
 
 async def _drain(
-    app: web.Application, runner: web.AppRunner, site: web.TCPSite, grace: float,
-    signum: int, signals: _Signals,
+    app: web.Application, runner: web.AppRunner, site: web.BaseSite, grace: float,
+    signum: int, signals: StopSource,
 ) -> None:
     in_flight = app[IN_FLIGHT]
     started = time.monotonic()

@@ -11,9 +11,10 @@ in one process (tests) keep separate counts. Labels never hold request text: val
 outside the config are bounded per label (labels.py) and a model name no deployment serves is
 counted as "other". docs/metrics-and-alerts.md lists every metric.
 
-Several worker processes (`--workers`, not built yet) would each count their own requests:
-every per-request metric is a prometheus-client metric, which its multiprocess mode can
-aggregate; the scrape-time collectors read per-process state (see that doc's last section).
+With `serve --workers N` each worker counts its own requests in prometheus-client's
+multiprocess files and any worker's /metrics adds them all up; proxy/workers/metrics.py says
+how each scrape-time collector's per-process state is combined (every gauge here names its
+multiprocess_mode).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from ...errors import PermissionDenied
-from ...state import AUTH, CONFIG, HOOKS, ROUTER
+from ...state import AUTH, CONFIG, HOOKS, ROUTER, WORKER
 from ..accounts import ACCOUNTS, Accounts
 from ..auth import bearer_token
 from .collectors import AccountsCollector, CallbackCollector, InFlightCollector, WriterCollector
@@ -53,11 +54,15 @@ class GatewayMetrics:
             end_users=not config.litellm.disable_end_user_cost_tracking_prometheus_only,
         )
         self.deployments = DeploymentMetrics(self.registry, self.values, deployment)
-        for collector in (
+        #: Read at scrape time (proxy/workers/metrics.py: how N workers combine them).
+        self.collectors = (
             AccountsCollector(accounts), WriterCollector(app), InFlightCollector(app), CallbackCollector(app),
             RouterCollector(router, self.deployments),
-        ):
+        )
+        for collector in self.collectors:
             self.registry.register(collector)
+        #: What /metrics renders: this registry, or every worker's (serve --workers N).
+        self.exposed: object = self.registry
 
     # -- RequestHook ------------------------------------------------------------------------
     async def admit(self, exchange: Exchange) -> None:
@@ -68,7 +73,7 @@ class GatewayMetrics:
         self.deployments.complete(exchange, record, requested, who[1:5])
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)  # type: ignore[arg-type]
 
 
 METRICS: web.AppKey[GatewayMetrics] = web.AppKey("metrics", GatewayMetrics)
@@ -93,6 +98,11 @@ def setup_metrics(app: web.Application) -> None:
     app[ACCOUNTS] = Accounts(app)
     metrics = GatewayMetrics(app)
     app[METRICS] = metrics
+    worker = app.get(WORKER)
+    if worker is not None:
+        from ...workers.metrics import serve_all_workers
+
+        metrics.exposed = serve_all_workers(app, metrics.registry, metrics.collectors, worker.metrics_dir)
     app[HOOKS].append(metrics)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/metrics/", metrics_handler)  # LiteLLM's docs scrape "/metrics/"

@@ -81,7 +81,8 @@ class DeploymentMetrics:
         self.remaining: dict[str, list[Children]] = {
             header: [
                 Children(Gauge(name, f"The upstream's {header} header, last seen per deployment.",
-                               remaining, registry=registry))
+                               remaining, registry=registry,
+                               multiprocess_mode="mostrecent"))  # --workers: whichever saw it last
                 for name in names
             ]
             for header, names in _REMAINING.items()

@@ -125,7 +125,8 @@ class RequestMetrics:
             ["requested_model", *KEY],
         )
         self.in_flight = Gauge(
-            "shin_in_flight_requests", "Admitted LLM requests not yet finished.", registry=registry
+            "shin_in_flight_requests", "Admitted LLM requests not yet finished.", registry=registry,
+            multiprocess_mode="livesum",  # serve --workers N: the running workers' sum
         )
         values.preset("requested_model", [*router.model_names, *router.aliases])
         values.preset("model", [t.deployment.litellm_params.model for t in router.deployments()])
