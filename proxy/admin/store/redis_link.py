@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import secrets
 import time
@@ -36,7 +37,7 @@ PREFIX = "shin:"
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 HOST_TTL_MS = 15_000
 
-Op = Callable[[Any], Any]  # adds commands to a pipeline
+Op = Callable[[Any], Any]  # adds commands to a pipeline (may be a coroutine: scripts)
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,9 @@ class RedisLink:
         ops, self._ops = self._ops, []
         async with self.client.pipeline(transaction=False) as pipe:
             for op in ops:
-                op(pipe)
+                queued = op(pipe)
+                if inspect.isawaitable(queued):
+                    await queued
             await pipe.execute()
 
     async def _sender_loop(self) -> None:
