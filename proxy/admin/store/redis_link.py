@@ -78,7 +78,9 @@ class RedisLink:
         self._reason: str | None = None
         self._down_since: float | None = None
         self._next_warning = 0.0
+        self._stale = False  # pooled connections may be dead: drop them before the next try
         self._up_event = asyncio.Event()
+        self._down_event = asyncio.Event()
         self._reconcilers: list[Callable[[], Awaitable[None]]] = []
         self._channels: dict[str, Callable[[str], None]] = {}
         self._on_subscribed: list[Callable[[], Awaitable[None]]] = []
@@ -144,19 +146,22 @@ class RedisLink:
             self._reason = reason
             return
         self.up = False
+        self._stale = True
         self._up_event.clear()
+        self._down_event.set()
         self._reason = reason
         self._down_since = time.time()
         self._next_warning = time.monotonic() + self.warn_every
         self._ops.clear()  # counted locally instead; the reconcilers push the totals
-        log.warning("%s; serving from the last known keys, budgets and limits, counting locally "
-                    "until it answers again", reason)
+        log.warning("%s; serving from the last known keys, budgets and limits, counting limits "
+                    "locally meanwhile", reason)
 
     def _mark_up(self) -> None:
         self.up = True
         self._reason = None
         self._down_since = None
         self._up_event.set()
+        self._down_event.clear()
 
     async def wait_up(self) -> None:
         await self._up_event.wait()
@@ -199,7 +204,10 @@ class RedisLink:
     async def _probe_loop(self) -> None:
         while True:
             if self.up:
-                await asyncio.sleep(self.heartbeat)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._down_event.wait(), self.heartbeat)
+                if not self.up:
+                    continue
                 try:
                     await self.client.set(self.key("host", self.host_id), "1", px=HOST_TTL_MS)
                 except NETWORK_ERRORS as exc:
@@ -213,6 +221,10 @@ class RedisLink:
         if self.up:
             return True
         try:
+            if self._stale:
+                self._stale = False
+                await self.client.connection_pool.disconnect()
+                await self._sub_client.connection_pool.disconnect()
             await self.client.ping()
             await self.client.set(self.key("host", self.host_id), "1", px=HOST_TTL_MS)
             for reconcile in self._reconcilers:
@@ -228,7 +240,7 @@ class RedisLink:
         since = self._down_since
         self._mark_up()
         if since is not None:
-            log.warning("Redis at %s answers again after %.1f s; local counts reconciled",
+            log.warning("Redis at %s is back after %.1f s; local counts and spend reconciled",
                         self.public, time.time() - since)
         return True
 
