@@ -71,6 +71,7 @@ class AdminService:
         self.lock = asyncio.Lock()
         self._token: object | None = None
         self._sync_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self, *, sync: bool = True, gateway: bool = True) -> None:
@@ -97,6 +98,7 @@ class AdminService:
                  self.backend.link.public if self.redis_url else self.path)
 
     async def stop(self) -> None:
+        self._stopping = True  # also ends the loop if a library swallowed the cancellation
         if self._sync_task is not None:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -113,7 +115,7 @@ class AdminService:
         await self.book.flush()
 
     async def _sync_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.sync_interval)
             try:
                 await self.flush()

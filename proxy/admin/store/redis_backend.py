@@ -13,7 +13,6 @@ listener's re-subscription then reloads settings and adopts every stored total.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from pathlib import Path
@@ -25,7 +24,7 @@ from .base import Snapshot
 from .codecs import CODECS
 from .redis_copy import LocalCopy, has_content, rows_of
 from .redis_limits import RedisRateCounter
-from .redis_link import NETWORK_ERRORS, RedisLink
+from .redis_link import CLOSE_TIMEOUT, NETWORK_ERRORS, RedisLink
 from .redis_store import RedisStore
 
 if TYPE_CHECKING:
@@ -93,10 +92,10 @@ class RedisBackend(RedisStore):
         return snapshot
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:  # bounded: a cancellation lost inside a client library never hangs
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_TIMEOUT)
         if self.service is not None and self._copy_dirty:
             await self._write_copy()
         await self.link.stop()

@@ -36,8 +36,17 @@ PREFIX = "shin:"
 #: data after a restart, is a ConnectionError too); anything else is a bug and propagates.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 HOST_TTL_MS = 15_000
+CLOSE_TIMEOUT = 1.0
 
 Op = Callable[[Any], Any]  # adds commands to a pipeline (may be a coroutine: scripts)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -122,9 +131,8 @@ class RedisLink:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT)  # a close never hangs shutdown
         self._tasks.clear()
         if self.up and self._ops:
             with contextlib.suppress(*NETWORK_ERRORS):
@@ -132,15 +140,22 @@ class RedisLink:
         if self.up:
             with contextlib.suppress(*NETWORK_ERRORS):
                 await self.client.delete(self.key("host", self.host_id))
-        await self.client.aclose()
-        await self._sub_client.aclose()
+        for client in (self.client, self._sub_client):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), CLOSE_TIMEOUT)
 
     # -- state ----------------------------------------------------------------------------------
     def status(self) -> RedisStatus:
         return RedisStatus(self.public, not self.up, None if self.up else self._reason, self._down_since)
 
     def failed(self, exc: BaseException | str) -> None:
-        """A call to Redis failed: serve from memory until the probe reconciles."""
+        """A call to Redis failed: serve from memory until the probe reconciles.
+
+        redis-py turns a cancellation in the middle of a command into a ConnectionError; a task
+        being cancelled (shutdown) must stop, not carry on as if Redis were down."""
+        task = asyncio.current_task() if _loop_running() else None
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         reason = exc if isinstance(exc, str) else f"Redis unreachable at {self.public}: {type(exc).__name__}: {exc}"
         if not self.up:
             self._reason = reason
@@ -262,7 +277,7 @@ class RedisLink:
                 await asyncio.sleep(self.probe_interval)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await asyncio.wait_for(pubsub.aclose(), CLOSE_TIMEOUT)
 
     def _dispatch(self, channel: str, data: str) -> None:
         handler = self._channels.get(channel)
