@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from proxy.admin.records import Ref
 from proxy.admin.routes import ADMIN
+from proxy.state import ROUTER
 
 from .keys_helpers import SLOW, admin, chat, generate, keys_config, settle
 from .redis_helpers import needs_redis
@@ -194,3 +195,35 @@ async def test_parallel_requests_are_counted_across_gateways(redis_server, gatew
 
 async def _in_flight(gw, key_hash):
     return gw.app[ADMIN].counter.in_flight(Ref("key", key_hash)) == 1
+
+
+async def test_a_cooldown_started_on_one_gateway_is_kept_by_the_other(redis_server, gateway_factory, upstream_base, dead_base, tmp_path):
+    raw = redis_config(upstream_base, dead_base, redis_server.url)
+    raw["model_list"] += [
+        {"model_name": "pair", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": dead_base}},
+        {"model_name": "pair", "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": upstream_base}},
+    ]
+    raw["router_settings"] = {"allowed_fails": 0, "cooldown_time": 30}
+    gateways = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        gateways.append(await gateway_factory(raw, db_path=tmp_path / name / "litellm.db"))
+    a, b = gateways
+    dead = next(t.deployment_id for t in a.app[ROUTER].deployments("pair") if t.api_base == dead_base)
+    for _ in range(30):  # simple-shuffle: the dead deployment comes first about every other time
+        reply = await a.client.chat.completions.create(model="pair", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices
+        if a.app[ROUTER].state(dead).cooling():
+            break
+    assert a.app[ROUTER].state(dead).cooling()
+
+    async def cooling_on_b():
+        return b.app[ROUTER].state(dead).cooling()
+
+    assert await eventually(cooling_on_b)
+    assert not b.app[ROUTER].state(dead).cooldowns  # B's own count stays its own
+    # While it cools, B sends every request to the live deployment, never the dead one.
+    for _ in range(4):
+        status, body, headers = await chat(b, (await generate(b))["key"], model="pair")
+        assert status == 200 and headers["x-litellm-model-id"] != dead
+    assert b.app[ROUTER].state(dead).failures == 0
