@@ -171,6 +171,12 @@ async def test_two_gateways_respect_one_rpm_limit_together(redis_server, gateway
         status, body, headers = await chat(gw, made["key"])
         assert status == 429 and body["error"]["type"] == "rate_limit_error", body
         assert "rpm_limit of 3" in body["error"]["message"] and int(headers["Retry-After"]) >= 1
+
+    async def b_reports_all_three():  # /metrics' rate-limit use: every host's, read from Redis
+        rows = b.app[ADMIN].rate_limit_states()
+        return [r[6] for r in rows if r[2] == "rpm3" and r[4] == "requests"] == [3]
+
+    assert await eventually(b_reports_all_three)
     # A key without limits never asks Redis for them (nothing stored under rl:).
     free = await generate(b, key_alias="free")
     assert (await chat(a, free["key"]))[0] == 200

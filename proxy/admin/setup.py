@@ -7,7 +7,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..state import AUTH, CONFIG, DEGRADED_CHECKS, EXTRAS, HOOKS, KEYS_DB_PATH, MASTER, ROUTER, WORKER
+from ..state import (
+    AUTH,
+    CONFIG,
+    DEGRADED_CHECKS,
+    EXTRAS,
+    HOOKS,
+    KEYS_DB_PATH,
+    MASTER,
+    ROUTER,
+    WORKER,
+)
 from .auth import KeyAuth
 from .routes import ADMIN, add_routes
 from .service import AdminService

@@ -17,6 +17,7 @@ host id (the old id's counts, possibly stale, are dropped whole).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from ..records import Ref
 from .memory_limits import WINDOW, _refuse, _token_wait, _Usage
 from .redis_link import HOST_TTL_MS, NETWORK_ERRORS, RedisLink
 from .redis_scripts import ACQUIRE, ADD_TOKENS, RELEASE
+
+USAGE_TTL = 5.0
 
 WHAT = {
     "rpm": "rpm_limit of {s.rpm_limit} requests per minute",
@@ -48,6 +51,10 @@ class RedisRateCounter:
         self._usage: dict[Ref, _Usage] = {}
         self._parallel: set[Ref] = set()  # refs whose slots are held in Redis
         self._local_since: float | None = None  # counting locally from then on (epoch)
+        self._wanted: set[Ref] = set()  # refs /metrics asks about
+        self._shared: dict[Ref, tuple[int, int]] = {}
+        self._shared_at = -USAGE_TTL
+        self._refresh: asyncio.Task[None] | None = None
 
     def _keys(self, ref: Ref) -> list[str]:
         base = self.link.key("rl", ref.kind, ref.ident)
@@ -118,9 +125,41 @@ class RedisRateCounter:
         usage = self._usage.get(ref)
         return usage.in_flight if usage else 0
 
+    def usage(self, ref: Ref) -> tuple[int, int]:
+        """(requests, tokens) every host counted against `ref` in the last minute, for /metrics:
+        read from Redis in the background at most every USAGE_TTL seconds (one pipeline for all
+        the refs /metrics asked about), this host's own count until then or while Redis is down."""
+        self._wanted.add(ref)
+        now = time.monotonic()
+        if self.link.up and now - self._shared_at >= USAGE_TTL and (self._refresh is None or self._refresh.done()):
+            self._shared_at = now
+            self._refresh = asyncio.get_running_loop().create_task(self._read_usage(list(self._wanted)))
+        shared = self._shared.get(ref) if self.link.up else None
+        if shared is not None:
+            return shared
+        local = self._usage.get(ref)
+        if local is None:
+            return 0, 0
+        local.prune(time.time())
+        return len(local.requests), local.token_sum
+
+    async def _read_usage(self, refs: list[Ref]) -> None:
+        horizon = int((time.time() - WINDOW) * 1000)
+        try:
+            async with self.link.client.pipeline(transaction=False) as pipe:
+                for ref in refs:
+                    rk, tk, sk, _ = self._keys(ref)
+                    pipe.zcount(rk, f"({horizon}", "+inf").get(sk)
+                values = await pipe.execute()
+        except NETWORK_ERRORS as exc:
+            self.link.failed(exc)
+            return
+        self._shared = {ref: (int(values[2 * i]), int(values[2 * i + 1] or 0)) for i, ref in enumerate(refs)}
+
     def forget(self, ref: Ref) -> None:
         self._usage.pop(ref, None)
         self._parallel.discard(ref)
+        self._wanted.discard(ref)
 
     # -- local counting -------------------------------------------------------------------------
     def _check_locally(self, subjects: Sequence[Any], now: float) -> None:
