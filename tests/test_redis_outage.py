@@ -78,6 +78,8 @@ async def test_redis_stopped_mid_test_then_back_with_its_data(
     assert await eventually(lambda: degraded(b), timeout=5)  # B notices by its own periodic check
     status, body, _ = await admin(a, "POST", "/key/generate", json={"key_alias": "during"})
     assert status == 503 and body["error"]["type"] == "service_unavailable", body
+    status, body, _ = await chat(a, "sk-never-seen-by-this-host")  # cannot be checked: 503, not 401
+    assert status == 503 and body["error"]["type"] == "service_unavailable", body
     await settle(a)  # spend waits in A's outbox
     redis_server.start()
     assert await eventually(lambda: healthy(a), timeout=10)
