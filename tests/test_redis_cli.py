@@ -16,7 +16,7 @@ from proxy.settings import describe
 from .keys_helpers import chat
 from .processes import ROOT
 from .redis_helpers import needs_redis
-from .test_redis_shared import redis_config
+from .test_redis_shared import eventually, redis_config
 
 
 def proxy_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -86,3 +86,30 @@ def test_where_the_redis_settings_come_from():
     text = describe()
     for name in ("redis_url", "redis_host", "redis_port", "redis_password"):
         assert f"  {name}:" in text
+
+
+@needs_redis
+async def test_the_first_gateway_on_an_empty_redis_seeds_it_from_keys_db(
+    redis_server, gateway_factory, upstream_base, dead_base, tmp_path
+):
+    raw = redis_config(upstream_base, dead_base, redis_server.url)
+    made = {}
+    for host in ("a", "b"):  # two hosts, each with keys of its own from before Redis
+        (tmp_path / host).mkdir()
+        made[host] = json.loads(proxy_cli("keys", "--keys-db", str(tmp_path / host / "keys.db"), "create",
+                                          "--alias", f"from-{host}", "--json").stdout)
+    a = await gateway_factory(raw, db_path=tmp_path / "a" / "litellm.db")
+    assert (await chat(a, made["a"]["key"]))[0] == 200  # seeded into the empty Redis
+    assert not (tmp_path / "a" / "keys.db.pre-redis").exists()  # its keys are in Redis now
+
+    b = await gateway_factory(raw, db_path=tmp_path / "b" / "litellm.db")
+    assert (await chat(b, made["a"]["key"]))[0] == 200
+    assert (await chat(b, made["b"]["key"]))[0] == 401  # Redis had data: B's own keys wait
+    backup = tmp_path / "b" / "keys.db.pre-redis"
+    assert backup.exists()  # ... saved before keys.db became the copy of Redis
+    proxy_cli("keys", "--keys-db", str(backup), "--redis-url", redis_server.url, "export")
+
+    async def served_by_both():  # B remembered the key as unknown: the export's message reloads it
+        return [(await chat(gw, made["b"]["key"]))[0] for gw in (a, b)] == [200, 200]
+
+    assert await eventually(served_by_both)

@@ -11,6 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from proxy.admin.routes import ADMIN
+from proxy.admin.store.redis_link import RedisLink
+from proxy.demo.processes import free_port
 
 from .keys_helpers import admin, chat, generate, settle
 from .redis_helpers import needs_redis
@@ -144,3 +146,18 @@ async def test_a_gateway_started_while_redis_is_down_serves_its_keys_db_copy(
     await asyncio.sleep(0)
     stored = await redis_spend(redis_server.url, f"key:{made['token']}")
     assert stored == pytest.approx(logged_cost([again], made["token"]))
+
+
+async def test_the_warning_is_repeated_while_redis_stays_away(caplog):
+    link = RedisLink(f"redis://127.0.0.1:{free_port()}/0", warn_every=0.05)
+    try:
+        assert not await link.connect()
+        assert link.status().degraded and "Redis unreachable" in link.status().reason
+        for _ in range(3):
+            await asyncio.sleep(0.06)
+            assert not await link.probe()
+    finally:
+        await link.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "proxy.redis" and r.levelname == "WARNING"]
+    assert len([m for m in messages if m.startswith("Redis unreachable")]) == 1
+    assert len([m for m in messages if m.startswith("Redis still unreachable")]) == 3
