@@ -11,7 +11,7 @@ PORT ?= 4000
 EXPLORE_PORT ?= 8001
 DAYS ?= 90
 
-.PHONY: install run report explore demo test bench backup prune lint chromium promtool clean
+.PHONY: install run report explore demo test bench backup prune lint chromium promtool redis clean
 
 install: $(VENV)/.installed
 
@@ -60,7 +60,12 @@ promtool: install
 		&& dpkg-deb -x prometheus_*.deb x && cp x/usr/bin/promtool $(abspath $(BIN))/promtool; \
 		status=$$?; rm -rf $$tmp; exit $$status; }
 
-test: install chromium promtool
+# redis-server for the Redis tests (Debian package; installed once). Tests start their own
+# server on a free port with a temp dir: no system service is used.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q redis-server; }
+
+test: install chromium promtool redis
 	$(PYTHON) -m pytest -q
 
 bench: install

@@ -6,6 +6,7 @@
   python -m bench soak [--quick] [--no-write]   # bench/soak_bench.py
   python -m bench rollups [--quick] [--no-write]   # bench/rollups_bench.py: trigger, merge, Datasette
   python -m bench workers [--quick] [--no-write]   # bench/workers_bench.py: 1 vs 2 workers
+  python -m bench redis [--quick] [--no-write]     # bench/redis_bench.py: added latency with Redis
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import inspect
 import sys
 from collections.abc import Callable
 
-BENCHES = ("proxy", "site", "soak", "rollups", "workers")
+BENCHES = ("proxy", "site", "soak", "rollups", "workers", "redis")
 
 
 def _entry(name: str) -> Callable[..., int | None] | None:

@@ -131,6 +131,12 @@ class GeneralSettings:
         "wildcard model); later ones are counted as \"other\"."
     )
 
+    redis_url: str | None = setting(
+        None, "redis://[:password@]host:port/db shared by every gateway host: keys, users, teams, "
+        "budgets, spend, rate limits and cooldowns (also router_settings.redis_host/redis_port/"
+        "redis_password, REDIS_URL, REDIS_HOST/REDIS_PORT/REDIS_PASSWORD). Unset: keys.db on this host."
+    )
+
     @property
     def max_request_body_bytes(self) -> int:
         return int(self.max_request_body_mb * 1024 * 1024)
@@ -189,6 +195,10 @@ class RouterSettings:
     content_policy_fallbacks: list[dict[str, Any]] = setting(
         [], "[{model: [fallback, ...]}]: tried when model refuses on content policy."
     )
+    redis_url: str | None = setting(None, "Same as general_settings.redis_url (LiteLLM's router takes it here).")
+    redis_host: str | None = setting(None, "Redis host shared by every gateway (else REDIS_HOST); see general_settings.redis_url.")
+    redis_port: int | None = setting(None, "Redis port (else REDIS_PORT, else 6379).")
+    redis_password: str | None = setting(None, "Redis password (else REDIS_PASSWORD).")
 
 
 @dataclass(frozen=True)

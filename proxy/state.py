@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -46,3 +47,6 @@ EXTRAS: web.AppKey[dict[str, Any]] = web.AppKey("extras")
 TRUSTED_PROXIES: web.AppKey[frozenset[str]] = web.AppKey("trusted_proxies")
 #: Only in a `serve --workers N` worker: its index and the supervisor's run directory.
 WORKER: web.AppKey[WorkerInfo] = web.AppKey("worker")
+#: Besides the request log, what else can make /health answer 503 degraded (e.g. Redis down):
+#: each returns the reason, or None while all is well.
+DEGRADED_CHECKS: web.AppKey[list[Callable[[], str | None]]] = web.AppKey("degraded_checks")

@@ -25,6 +25,8 @@ from proxy.fake_upstream import FakeOptions, create_fake_app
 from proxy.server.app import create_app
 from proxy.state import WRITER
 
+from .redis_helpers import redis_server  # noqa: F401  (a real redis-server per test)
+
 if TYPE_CHECKING:
     from proxy.logdb.writer import WriterStatus
 

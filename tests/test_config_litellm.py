@@ -28,7 +28,7 @@ LITELLM_EXTRAS = {
         ],
         "cache_params": {"password": "os.environ/UNSET_REDIS"},
     },
-    "router_settings": {"redis_host": "os.environ/UNSET_REDIS", "redis_port": "os.environ/UNSET_PORT"},
+    "router_settings": {"cache_kwargs": {"host": "os.environ/UNSET_REDIS", "port": "os.environ/UNSET_PORT"}},
     "finetune_settings": [{"api_key": "os.environ/UNSET_AZURE"}],
 }
 
@@ -47,6 +47,9 @@ def test_unset_variables_in_keys_the_gateway_reads_still_stop_it():
         parse_config(LITELLM_EXTRAS, env={})
     raw = {"router_settings": {"timeout": "os.environ/UNSET_TIMEOUT"}}
     with pytest.raises(ConfigError, match=r"router_settings\.timeout: environment variable UNSET_TIMEOUT"):
+        parse_config(raw, env={})
+    raw = {"router_settings": {"redis_host": "os.environ/UNSET_REDIS"}}  # read: shared state
+    with pytest.raises(ConfigError, match=r"router_settings\.redis_host: environment variable UNSET_REDIS"):
         parse_config(raw, env={})
 
 

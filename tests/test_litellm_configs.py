@@ -63,13 +63,26 @@ def environment(text: str, root: str) -> dict[str, str]:
     return env
 
 
+def point_at_redis(raw: dict[str, Any], env: dict[str, str], url: str) -> None:
+    """A config naming a Redis (LiteLLM's router_settings.redis_*) gets a real one: the test's."""
+    host, port = url.removeprefix("redis://").split("/")[0].split(":")
+    router = raw.get("router_settings") or {}
+    for key, value in (("redis_host", host), ("redis_port", int(port)), ("redis_password", None)):
+        if key in router:
+            router[key] = value
+    env.update(REDIS_HOST=host, REDIS_PORT=port, REDIS_PASSWORD="")
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-async def test_litellm_example_config(name, aiohttp_server, fake_upstream, tmp_path):
+async def test_litellm_example_config(name, aiohttp_server, fake_upstream, tmp_path, request):
     ask, refused_model = EXPECTED[name]
     text = (CONFIGS / name).read_text()
     root = str(fake_upstream.make_url("")).rstrip("/")
     raw = point_at(yaml.safe_load(text), root)
-    config = parse_config(raw, env=environment(text, root), source=name)
+    env = environment(text, root)
+    if "redis_host" in text:
+        point_at_redis(raw, env, request.getfixturevalue("redis_server").url)
+    config = parse_config(raw, env=env, source=name)
 
     if ask is None:
         with pytest.raises(ConfigError) as info:

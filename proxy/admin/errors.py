@@ -22,3 +22,11 @@ class Conflict(GatewayError):
 
     status = 400
     type = "bad_request"
+
+
+class StoreUnavailable(GatewayError):
+    """The shared admin state (Redis) cannot be reached: admin changes, and keys this host has
+    never seen, wait until it answers again; known keys keep working."""
+
+    status = 503
+    type = "service_unavailable"

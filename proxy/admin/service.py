@@ -25,11 +25,13 @@ from ..settings import Config
 from . import budgets, snapshots
 from .access import ModelAccess
 from .admission import Admission
+from .errors import StoreUnavailable
 from .records import GLOBAL, KEY, KeyRecord, Ref
 from .registry import Registry, spend_records
 from .spendbook import SpendBook
 from .store.backend import SqliteBackend
 from .store.memory_limits import MemoryRateCounter
+from .store.redis_config import redis_url
 from .store.sqlite_limits import SqliteRateCounter
 
 log = logging.getLogger("proxy.keys")
@@ -41,21 +43,35 @@ class AdminService:
         shared_limits: Path | None = None,
     ) -> None:
         """`shared_limits`: the rate-limit file the workers of `serve --workers N` share
-        (store/sqlite_limits.py); a single process counts in memory."""
+        (store/sqlite_limits.py); a single process counts in memory. With Redis, Redis counts
+        for every worker of every host and `shared_limits` is not used."""
         self.path = Path(path)
         self.sync_interval = sync_interval
         self.config = config
-        self.backend = SqliteBackend(self.path)
+        # general_settings.redis_url (or LiteLLM's redis settings): Redis holds the state every
+        # host shares and keys.db is this host's copy; else keys.db is the store.
+        self.redis_url = redis_url(config)
+        if self.redis_url:
+            from .store.redis_backend import RedisBackend
+
+            self.backend: Any = RedisBackend(self.redis_url, self.path)
+            self.shared_counter: SqliteRateCounter | None = None
+            self.counter: Any = self.backend.counter
+        else:
+            self.backend = SqliteBackend(self.path)
+            self.shared_counter = SqliteRateCounter(shared_limits) if shared_limits is not None else None
+            self.counter = self.shared_counter or MemoryRateCounter()
         self.store = self.backend  # EntityStore
         self.registry = Registry(ModelAccess(config.models))
         litellm = config.litellm
         self.book = SpendBook(self.registry, self.backend, budgets.GlobalBudget(litellm.max_budget, litellm.budget_duration))
-        self.shared_counter = SqliteRateCounter(shared_limits) if shared_limits is not None else None
-        self.counter = self.shared_counter or MemoryRateCounter()
+        if self.redis_url:
+            self.backend.bind(self)
         self.admission = Admission(self.registry, self.book, self.counter)
         self.lock = asyncio.Lock()
         self._token: object | None = None
         self._sync_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self, *, sync: bool = True, gateway: bool = True) -> None:
@@ -78,9 +94,11 @@ class AdminService:
         await self.flush()
         if sync:
             self._sync_task = asyncio.create_task(self._sync_loop(), name="keys-sync")
-        log.info("keys: %d virtual keys loaded from %s", len(self.registry.keys), self.path)
+        log.info("keys: %d virtual keys loaded from %s", len(self.registry.keys),
+                 self.backend.link.public if self.redis_url else self.path)
 
     async def stop(self) -> None:
+        self._stopping = True  # also ends the loop if a library swallowed the cancellation
         if self._sync_task is not None:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,13 +115,15 @@ class AdminService:
         await self.book.flush()
 
     async def _sync_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.sync_interval)
             try:
                 await self.flush()
                 await self.reload_if_changed()
             except sqlite3.Error as exc:
                 log.warning("keys.db sync failed (will retry): %s", exc)
+            except StoreUnavailable:
+                pass  # Redis is down: the link logs it and reconciles
             except Exception:
                 log.exception("keys.db sync failed")
 
@@ -111,8 +131,9 @@ class AdminService:
         if await self.store.change_token() == self._token:
             return
         async with self.lock:
+            token = await self.store.change_token()  # before load: a change after it reloads again
             snapshot = await self.store.load()
-            self._token = await self.store.change_token()
+            self._token = token
             added, removed = self.registry.reload(snapshot.records)
             for kind, ident in removed:
                 self.counter.forget(Ref(kind, ident))

@@ -7,7 +7,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..state import AUTH, CONFIG, EXTRAS, HOOKS, KEYS_DB_PATH, MASTER, WORKER
+from ..state import (
+    AUTH,
+    CONFIG,
+    DEGRADED_CHECKS,
+    EXTRAS,
+    HOOKS,
+    KEYS_DB_PATH,
+    MASTER,
+    ROUTER,
+    WORKER,
+)
 from .auth import KeyAuth
 from .routes import ADMIN, add_routes
 from .service import AdminService
@@ -20,6 +30,12 @@ def setup_keys(app: web.Application) -> AdminService:
     app[ADMIN] = service
     app[EXTRAS]["keys"] = service  # for features that must not import this package (metrics)
     app[AUTH] = KeyAuth(app[MASTER], service)
+    if service.redis_url:
+        from .store.redis_cooldowns import SharedCooldowns
+
+        link = service.backend.link
+        SharedCooldowns(link, app[ROUTER])
+        app[DEGRADED_CHECKS].append(lambda: link.status().reason)
     app[HOOKS].append(service.admission)
     add_routes(app)
     app.cleanup_ctx.append(_admin_lifecycle)

@@ -86,11 +86,23 @@ class SpendBook:
 
     def adopt(self, fresh: Any) -> None:
         """Spend another process stored (after a reload), plus ours not yet flushed."""
-        ref = Ref(fresh.KIND, fresh.ident)
+        self.adopt_total(Ref(fresh.KIND, fresh.ident), fresh.spend, fresh.budget_reset_at)
+
+    def adopt_total(self, ref: Ref, spend: float, reset_at: float | None, *, only_up: bool = False) -> None:
+        """A stored total (plus ours not yet flushed). `only_up`: a total that may be older than
+        what memory holds (a published one) never lowers spend within the same period."""
         rec = self.record(ref)
-        if rec is not None:
-            rec.spend = fresh.spend + self._unsaved.get(ref, 0.0)
-            rec.budget_reset_at = fresh.budget_reset_at
+        if rec is None:
+            return
+        total = spend + self._unsaved.get(ref, 0.0)
+        if only_up and reset_at == rec.budget_reset_at and total < rec.spend:
+            return
+        rec.spend = total
+        rec.budget_reset_at = reset_at
+
+    def unsaved(self) -> dict[Ref, float]:
+        """Spend charged here and not yet handed to the ledger."""
+        return dict(self._unsaved)
 
     def adopt_global(self, stored: tuple[float, str | None, float | None] | None) -> None:
         g = self.global_budget

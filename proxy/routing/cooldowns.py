@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: Upstream statuses that count against a deployment (LiteLLM cools down on these too).
@@ -58,10 +59,27 @@ class DeploymentStats:
     cooldown_remaining: float
 
 
+#: Told when a deployment starts cooling down here: (deployment_id, seconds, reason).
+CooldownListener = Callable[[str, float, str], None]
+
+
+def cool_down_from_elsewhere(state: DeploymentState, seconds: float) -> None:
+    """Another gateway host cooled this deployment down (shared cooldowns, e.g. over Redis):
+    skip it here too for the rest of that time; not counted in `cooldowns` (that is ours)."""
+    state.cooldown_until = max(state.cooldown_until, time.monotonic() + seconds)
+
+
 class CooldownPolicy:
     def __init__(self, allowed_fails: int, cooldown_time: float) -> None:
         self.allowed_fails = allowed_fails
         self.cooldown_time = cooldown_time
+        #: Shared cooldowns: called once per cooldown started here, on the event loop; must
+        #: not block (a networked listener sends in the background).
+        self.listeners: list[CooldownListener] = []
+
+    def started(self, deployment_id: str, reason: str) -> None:
+        for listener in self.listeners:
+            listener(deployment_id, self.cooldown_time, reason)
 
     def success(self, state: DeploymentState) -> None:
         state.successes += 1

@@ -235,6 +235,7 @@ class Router:
         alone = len(self._groups.get(target.model_name, ())) < 2
         cooled = self.cooldowns.failure(state, reason, alone=alone)
         if cooled:
+            self.cooldowns.started(target.deployment_id, reason)
             log.warning(
                 "deployment %s of model %s (%s) cooling down for %gs after repeated failures "
                 "(last: %s)", target.deployment_id, target.model_name, target.public_api_base,

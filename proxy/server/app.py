@@ -25,6 +25,7 @@ from ..state import (
     CLIENT,
     CONFIG,
     DB_PATH,
+    DEGRADED_CHECKS,
     EXTRAS,
     HOOKS,
     KEYS_DB_PATH,
@@ -79,6 +80,7 @@ def create_app(
     app[AUTH] = master
     app[HOOKS] = []
     app[EXTRAS] = {}
+    app[DEGRADED_CHECKS] = []
     app[TRUSTED_PROXIES] = frozenset(config.general.trusted_proxies)
 
     app.cleanup_ctx.append(_request_log)

@@ -4,7 +4,8 @@ the master key LiteLLM's per-deployment probe too (health_probe.py).
 Healthy: 200 {"status": "healthy", "uptime", "version", "log_backlog"}. While the request log is
 degraded (rows spilled awaiting replay, held past request_log_spill_after, or queued past
 request_log_max_backlog — see LogWriter.status()): 503 {"status": "degraded", "reason", …},
-so a load balancer or monitor notices before rows are at risk. (/health/readiness says the
+so a load balancer or monitor notices before rows are at risk. The same 503 shape, with its
+own reason, while anything in DEGRADED_CHECKS reports a fault (Redis unreachable). (/health/readiness says the
 same in LiteLLM's shape; /health/liveliness stays 200: a restart would not fix the database.)
 """
 
@@ -16,19 +17,23 @@ from aiohttp import web
 
 from .. import __version__
 from ..state import STARTED_AT, WRITER
-from .health_probe import probe_section
+from .health_probe import other_reasons, probe_section
 
 
 async def health(request: web.Request) -> web.Response:
     log = request.app[WRITER].status()
+    others = other_reasons(request.app)
+    degraded = log.degraded or bool(others)
     body: dict[str, object] = {
-        "status": "degraded" if log.degraded else "healthy",
+        "status": "degraded" if degraded else "healthy",
         "uptime": round(time.time() - request.app[STARTED_AT], 3),
         "version": __version__,
         "log_backlog": log.backlog,
     }
-    if log.degraded:
-        body["reason"] = log.reason
+    if degraded:
+        reasons = ([log.reason or "request log degraded"] if log.degraded else []) + others
+        body["reason"] = "; ".join(reasons)
         body["log_spilled"] = log.spilled_pending
     body.update(await probe_section(request))
-    return web.json_response(body, status=503 if log.degraded else 200)
+    return web.json_response(body, status=503 if degraded else 200)
+

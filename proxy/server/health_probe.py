@@ -24,7 +24,7 @@ from aiohttp import web
 from .. import __version__
 from ..errors import AuthError
 from ..routing.probe import HealthProbe
-from ..state import AUTH, CLIENT, CONFIG, ROUTER, STARTED_AT, WRITER
+from ..state import AUTH, CLIENT, CONFIG, DEGRADED_CHECKS, ROUTER, STARTED_AT, WRITER
 from .auth import bearer_token
 
 log = logging.getLogger("proxy.health")
@@ -70,9 +70,12 @@ async def readiness(request: web.Request) -> web.Response:
     app = request.app
     writer = app[WRITER]
     writable, reason = log_writable(writer)
+    others = other_reasons(app)
+    if others:  # e.g. Redis unreachable: not ready, as with an unwritable log
+        writable, reason = False, "; ".join(([reason] if reason else []) + others)
     body: dict[str, Any] = {
         "status": "connected" if writable else "unhealthy",
-        "db": "connected" if writable else "cannot write the request log",
+        "db": "connected" if log_writable(writer)[0] else "cannot write the request log",
         "litellm_version": __version__,
         "version": __version__,
         "uptime": round(time.time() - app[STARTED_AT], 3),
@@ -82,6 +85,11 @@ async def readiness(request: web.Request) -> web.Response:
     if not writable:
         body["reason"] = reason
     return web.json_response(body, status=200 if writable else 503)
+
+
+def other_reasons(app: web.Application) -> list[str]:
+    """Why anything besides the request log degrades the gateway (DEGRADED_CHECKS)."""
+    return [reason for check in app.get(DEGRADED_CHECKS, ()) if (reason := check())]
 
 
 def log_writable(writer: Any) -> tuple[bool, str | None]:

@@ -3,13 +3,16 @@ AdminService on it for one command, output helpers.
 
 The commands work on keys.db directly, running gateway or not, through the same operations as
 the HTTP API: a running gateway accepts a new key at once and notices other changes within a
-second (it watches keys.db).
+second (it watches keys.db). With Redis configured (general_settings.redis_url, LiteLLM's
+router_settings.redis_* or REDIS_* variables, or --redis-url) they work on Redis, which every
+gateway shares; keys.db is then this host's copy.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,20 +29,33 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="config.yaml, for general_settings.keys_database_path / database_path")
     parser.add_argument("--db", help="request log file; keys.db defaults to the same folder")
     parser.add_argument("--keys-db", help="keys SQLite file (overrides --db and the config)")
+    parser.add_argument("--redis-url", help="the Redis the gateways share (overrides the config and REDIS_*)")
+
+
+#: The config keys the admin commands read (the model list and the rest stay unread).
+ADMIN_CONFIG = {
+    "general_settings": ("database_path", "keys_database_path", "redis_url"),
+    "router_settings": ("redis_url", "redis_host", "redis_port", "redis_password"),
+}
+
+
+def admin_config(args: argparse.Namespace) -> Config:
+    """The settings the commands need, from --config (or the default config.yaml) and --redis-url."""
+    from ...config import config_path, load_config
+
+    path = config_path(getattr(args, "config", None))
+    config = load_config(path, only=ADMIN_CONFIG) if path is not None else Config()
+    redis = getattr(args, "redis_url", None)
+    if redis:
+        config = dataclasses.replace(config, general=dataclasses.replace(config.general, redis_url=redis))
+    return config
 
 
 def keys_db_path(args: argparse.Namespace) -> Path:
     """The same file `serve` uses: --keys-db, else the config's, else keys.db beside the log."""
     if args.keys_db:
         return Path(args.keys_db)
-    from ...config import config_path, load_config
-
-    path = config_path(args.config)
-    config = (
-        load_config(path, only={"general_settings": ("database_path", "keys_database_path")})
-        if path is not None
-        else Config()
-    )
+    config = admin_config(args)
     if config.general.keys_database_path:
         return Path(config.general.keys_database_path)
     return Path(args.db or config.general.database_path).with_name("keys.db")
@@ -49,7 +65,7 @@ def run_with_service(args: argparse.Namespace, action: Callable[[AdminService], 
     """Run `action` against keys.db; named errors become one-line messages (exit 1)."""
 
     async def main() -> T:
-        service = AdminService(keys_db_path(args), Config())
+        service = AdminService(keys_db_path(args), admin_config(args))
         await service.start(sync=False, gateway=False)
         try:
             return await action(service)

@@ -12,6 +12,7 @@ from ..ops import keys as ops
 from ..records import KeyRecord, iso
 from ..records.key import key_hash_of
 from ..service import AdminService
+from . import transfer
 from .common import (
     add_common,
     models_arg,
@@ -33,6 +34,8 @@ EXAMPLES = """examples:
   python -m proxy keys regenerate ci-bot           # new secret, same settings and spend
   python -m proxy keys revoke ci-bot alice         # aliases, raw keys or hashes; all or none
   python -m proxy keys list --config config.yaml   # keys.db beside the configured database
+  python -m proxy keys --config config.yaml export # keys.db -> general_settings.redis_url
+  python -m proxy keys --redis-url redis://redis.internal:6379/0 import   # Redis -> keys.db
 """
 #: CLI flag -> LiteLLM field, for create and update.
 FLAGS = (
@@ -55,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLES
     add_common(parser)
     actions = parser.add_subparsers(dest="action", required=True,
-                                    metavar="{create,list,info,update,block,unblock,regenerate,revoke}")
+                                    metavar="{create,list,info,update,block,unblock,regenerate,revoke,export,import}")
     raw = argparse.RawDescriptionHelpFormatter
     create = actions.add_parser("create", help="create a key and print it (shown once)", epilog=EXAMPLES, formatter_class=raw)
     update = actions.add_parser("update", help="change a key's settings", epilog=EXAMPLES, formatter_class=raw)
@@ -76,10 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("key", help="alias, raw key (sk-...) or key hash")
     revoke = actions.add_parser("revoke", help="delete keys (all or none)")
     revoke.add_argument("keys", nargs="+", help="aliases, raw keys or key hashes")
+    transfer.add_arguments(actions)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Create, list, inspect, change or revoke virtual keys in keys.db."""
+    """Create, list, inspect, change or revoke virtual keys in keys.db (or the shared Redis);
+    export and import move keys.db's content to and from Redis."""
+    if args.action in ("export", "import"):
+        return transfer.run(args)
     action = {
         "create": _create, "list": _list, "info": _info, "update": _update, "block": _block,
         "unblock": _block, "regenerate": _regenerate, "revoke": _revoke,
