@@ -26,6 +26,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import AuthError, BadRequest
+from ..settings import GeneralSettings
 from ..state import CONFIG, MASTER
 from .ui_session import UiSessions
 
@@ -70,10 +71,11 @@ def setup_ui(
     """Serve `site_dir` at /ui/ (basic auth when a username or password is configured), and the
     sign-in of its admin actions."""
     app[UI_SETTINGS] = UiSettings(Path(site_dir), username or None, password or None)
-    general = app[CONFIG].general
+    general = app[CONFIG].general if CONFIG in app else GeneralSettings()
     sessions = UiSessions(general.master_key, username, password, general.ui_session_seconds)
     app[UI_SESSIONS] = sessions
-    app[MASTER].accept_sessions(sessions.verify)
+    if MASTER in app:  # the report alone (tests) has no gateway behind it
+        app[MASTER].accept_sessions(sessions.verify)
     app.router.add_get("/ui", _redirect_to_folder)
     app.router.add_get("/ui/_gateway", _gateway_info)
     app.router.add_post("/ui/_gateway/session", _sign_in)
@@ -160,7 +162,7 @@ async def _gateway_info(request: web.Request) -> web.Response:
     body = {
         "gateway": MARKER,
         "version": __version__,
-        "open": request.app[MASTER].open,  # no master key: the admin API needs no sign-in
+        "open": request.app[MASTER].open if MASTER in request.app else False,  # no master key: the admin API needs no sign-in
         "sign_in": {"master_key": sessions.enabled, "password": sessions.passwords},
         "session_seconds": sessions.lifetime,
     }
