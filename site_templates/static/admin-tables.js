@@ -132,6 +132,7 @@
         if (config.edit) {
           var edit = el("button", "Edit", "action");
           edit.type = "button";
+          edit.setAttribute("data-action", "edit");
           edit.addEventListener("click", function () {
             if (editRow) { editRow.remove(); editRow = null; return; }
             editRow = el("tr", null, "edit-row");

@@ -22,7 +22,13 @@ import yaml
 from proxy.accounting.pricing import CONFIG, PRICED, resolve_price
 from proxy.config import ENV_PREFIX, parse_config
 from proxy.errors import ConfigError
-from proxy.logdb.rollups import HISTOGRAM_BY_MODEL, METRIC_LATENCY, METRIC_TTFT, has_rollups, percentile
+from proxy.logdb.rollups import (
+    HISTOGRAM_BY_MODEL,
+    METRIC_LATENCY,
+    METRIC_TTFT,
+    has_rollups,
+    percentile,
+)
 from proxy.routing.info import per_token
 from proxy.routing.providers import public_api_base, resolve_provider
 from proxy.routing.target import deployment_id

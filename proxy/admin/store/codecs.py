@@ -13,7 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..records import BudgetTier, EndUserRecord, KeyRecord, MemberRecord, ModelRecord, TeamRecord, UserRecord
+from ..records import (
+    BudgetTier,
+    EndUserRecord,
+    KeyRecord,
+    MemberRecord,
+    ModelRecord,
+    TeamRecord,
+    UserRecord,
+)
 from ..records.base import END_USER, KEY, MEMBER, MODEL, TEAM, TIER, USER, epoch, iso
 
 LEDGER_COLUMNS = ("spend",)
