@@ -164,3 +164,20 @@ async def test_model_admin_needs_the_master_key_and_names_unknown_ids(gateway):
     status, answer = await call(gateway, "POST", "/model/new", {
         "model_name": "dup", "model_info": {"id": "dup-1"}, "litellm_params": {"model": "openai/a"}})
     assert status == 400 and "exists already" in answer["error"]["message"]
+
+
+async def test_a_stored_deployment_that_no_longer_works_is_skipped_not_fatal(gateway_factory, tmp_path, caplog):
+    from proxy.admin.records import ModelRecord
+    from proxy.admin.store.sqlite import KeysDB
+
+    store = KeysDB(tmp_path / "keys.db")
+    store.insert(ModelRecord(model_id="gone-env", model_name="env-model",
+                             litellm_params={"model": "openai/x", "api_key": "os.environ/SHIN_TEST_UNSET_9"}))
+    store.insert(ModelRecord(model_id="not-in-config", origin="config", enabled=False))
+    store.close()
+    gw = await gateway_factory(keys_db_path=tmp_path / "keys.db")
+    assert (await chat(gw.client, "gpt-4o-mini")).choices
+    with pytest.raises(openai.NotFoundError):
+        await chat(gw.client, "env-model")
+    text = " ".join(caplog.messages)
+    assert "gone-env" in text and "SHIN_TEST_UNSET_9" in text and "not-in-config" in text

@@ -12,6 +12,7 @@ their counters and cooldowns are kept.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -65,8 +66,11 @@ class ModelSync:
         self.environment = {**os.environ, **config.environment}
         #: config.yaml's deployments by id, as the router built them at start.
         self.configured: dict[str, Deployment] = {t.deployment_id: t.deployment for t in router.deployments()}
-        #: id -> why its record could not be applied (shown by the Models page's live view).
+        #: id -> why its record could not be applied (logged once).
         self.problems: dict[str, str] = {}
+        #: id -> (the record's content, its deployment): apply() runs after every admin write,
+        #: so unchanged records are not parsed again.
+        self._parsed: dict[str, tuple[str, Deployment | None]] = {}
 
     def deployment_of(self, rec: ModelRecord) -> Deployment | None:
         """The deployment a record describes; None for changes to a config deployment that
@@ -89,9 +93,14 @@ class ModelSync:
     def apply(self, records: Iterable[ModelRecord]) -> None:
         desired: dict[str, tuple[Deployment, bool]] = {i: (d, True) for i, d in self.configured.items()}
         problems: dict[str, str] = {}
+        parsed: dict[str, tuple[str, Deployment | None]] = {}
         for rec in records:
+            content = json.dumps([rec.model_name, rec.litellm_params, rec.model_info, rec.origin],
+                                 sort_keys=True, default=str)
             try:
-                deployment = self.deployment_of(rec)
+                known = self._parsed.get(rec.model_id)
+                deployment = known[1] if known and known[0] == content else self.deployment_of(rec)
+                parsed[rec.model_id] = (content, deployment)
             except ConfigError as exc:
                 problems[rec.model_id] = str(exc)
                 continue
@@ -100,6 +109,7 @@ class ModelSync:
                     problems[rec.model_id] = "config.yaml no longer has this deployment"
                 continue
             desired[rec.model_id] = (deployment, rec.enabled)
+        self._parsed = parsed
         for ident in problems.keys() - self.problems.keys():
             log.warning("model %s stored in keys.db is not applied: %s", ident, problems[ident])
         self.problems = problems
