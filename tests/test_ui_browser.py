@@ -30,9 +30,13 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed
 async def wait_for(tab: Tab, expression: str, timeout: float = 20) -> object:
     value = None
     for _ in range(int(timeout * 20)):
-        value = await tab.evaluate(expression)
-        if value:
-            return value
+        try:
+            value = await tab.evaluate(expression)
+        except AssertionError as exc:  # between two documents while a navigation commits
+            value = exc
+        else:
+            if value:
+                return value
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {expression!r} (last: {value!r}); errors: {tab.errors}")
 
@@ -40,7 +44,8 @@ async def wait_for(tab: Tab, expression: str, timeout: float = 20) -> object:
 async def open_page(tab: Tab, url: str) -> None:
     await tab.send("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
     await tab.send("Page.navigate", url=url)
-    await wait_for(tab, "document.readyState === 'complete' && document.documentElement.getAttribute('data-gateway')")
+    await wait_for(tab, f"location.href === {js(url)} && document.readyState === 'complete' && "
+                        "document.documentElement.getAttribute('data-gateway')")
 
 
 def js(value: object) -> str:
