@@ -182,6 +182,8 @@ def parse_config(
     )
     report = reader.build(ReportSettings, raw.get("report") or {}, "report")
     _check_breakdowns(report.breakdowns)
+    if report.logs_rows < 1:
+        raise ConfigError("report.logs_rows: must be at least 1")
     # Every alert rule is read (by sitegen), so the whole section resolves.
     alerts = _mapping(_resolve(raw.get("alerts") or {}, lookup, "alerts"), "alerts")
     return Config(

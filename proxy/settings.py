@@ -79,6 +79,10 @@ class GeneralSettings:
     ui_username: str | None = setting(None, "Basic-auth user for /ui (or UI_USERNAME).")
     ui_password: str | None = setting(None, "Basic-auth password for /ui (or UI_PASSWORD).")
     ui_dir: str = setting("public", "Folder of the built report served at /ui.")
+    ui_session_seconds: float = setting(
+        3600.0, "How long a sign-in to /ui's admin actions lasts (master key or ui_username/"
+        "ui_password); changing the master key ends every session."
+    )
     store_prompts: bool = setting(True, "Store request messages and response text in the log.")
     max_stored_chars: int = setting(10000, "Cap on stored messages/response text per row.")
     request_timeout: float = setting(600.0, "Default upstream timeout in seconds.")
@@ -209,6 +213,9 @@ class ReportSettings:
     breakdowns: list[str] = setting(
         [], "Request metadata keys the report breaks requests and cost down by, e.g. [project, "
         "feature, environment, tags]; a key whose value is a list (tags) counts each item."
+    )
+    logs_rows: int = setting(
+        2000, "Newest requests (and, besides, newest errors) on the report's Logs page."
     )
 
 

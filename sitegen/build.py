@@ -78,6 +78,7 @@ def build_site(options: BuildOptions, clock: Clock, progress: Progress) -> Build
             writer.chart(name, spec)
         for page in plan.pages:
             writer.page(page)
+            writer.files(page)
         progress.stage(f"publishing to {options.out}")
         publish(tmp, options.out, epoch=clock.epoch)
 

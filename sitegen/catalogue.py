@@ -25,7 +25,7 @@ def stamp(moment: datetime) -> str:
 class Window:
     """How a table's :start is derived from the build's clock; :end is always the clock."""
 
-    kind: str  # rolling | calendar | today | hours | all | month | compare | latest
+    kind: str  # rolling | calendar | today | hours | all | month | compare | latest | built
     n: int = 0
 
     def bounds(self, now: datetime) -> dict[str, str]:
@@ -40,6 +40,7 @@ class Window:
             "hours": lambda: now.replace(minute=0, second=0, microsecond=0)
             - timedelta(hours=self.n - 1),
             "all": lambda: datetime(1970, 1, 1, tzinfo=now.tzinfo),
+            "built": lambda: now,
         }
         return {"start": stamp(starts[self.kind]()), "end": stamp(now)}
 
@@ -54,6 +55,7 @@ class Window:
             "month": "this month (UTC)",
             "compare": "today, last 7 and last 30 days, each against the period before",
             "latest": "the newest 10,000 requests",
+            "built": "as when the report was built",
         }[self.kind]
 
     @property
@@ -106,6 +108,11 @@ class Page:
     title: str
     intro: str
     sections: tuple[Section, ...]
+    template: str = "page.html"
+    scripts: tuple[str, ...] = ()  # the page's own scripts, under assets/, after site.js
+    #: Files beside the page beyond the tables' CSV/JSON: (tables, datasette_url) ->
+    #: {relative path: text} (the Logs page's data as scripts, which load from file://).
+    files: Callable[..., dict[str, str]] | None = None
 
     @property
     def filename(self) -> str:

@@ -24,8 +24,10 @@ from .sources import Sources
 
 BUILD_HELP = """\
 Render the request log into a static site: Overview, Cost, Usage, Breakdowns, Performance,
-Errors and Pricing coverage pages, every table and chart with its CSV and JSON beside it.
-Budgets come from keys.db, read-only; a build without one says so and builds the rest.
+Errors, Pricing coverage, Models, Keys and Logs pages, every table and chart with its CSV and
+JSON beside it. Budgets, keys, users and teams come from keys.db, read-only; a build without
+one says so and builds the rest. Models come from config.yaml's model_list (never its
+secrets) and the deployments added at run time.
 
 The database is opened read-only. The site is built in a temporary folder next to --out and
 swapped in at the end, so a failed build leaves the published site as it was.
@@ -54,7 +56,7 @@ def build_sources(path: Path | None, db: Path, keys_db: Path | None) -> Sources:
     """keys.db as `serve` finds it (--keys-db, else general_settings.keys_database_path, else
     beside the log), the gateway budget and report.breakdowns; provider settings stay unread."""
     config = load_config(path, only={
-        "report": ("breakdowns",),
+        "report": ("breakdowns", "logs_rows"),
         "litellm_settings": ("max_budget", "budget_duration"),
         "general_settings": ("keys_database_path",),
     })
@@ -64,6 +66,8 @@ def build_sources(path: Path | None, db: Path, keys_db: Path | None) -> Sources:
         gateway_max_budget=config.litellm.max_budget,
         gateway_budget_duration=config.litellm.budget_duration,
         breakdowns=tuple(config.report.breakdowns),
+        config=path,
+        logs_rows=config.report.logs_rows,
     )
 
 

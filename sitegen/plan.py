@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from . import breakdowns
 from .catalogue import PAGES, TABLES, Page, Section, TableDef
+from .pages import ADMIN_PAGES, ADMIN_TABLES
 
 BREAKDOWNS = Page(
     "breakdowns", "Breakdowns",
@@ -33,4 +34,5 @@ def site_plan(keys: tuple[str, ...] = ()) -> SitePlan:
         pages.append(p)
         if p.slug == "usage":
             pages.append(page)
-    return SitePlan(TABLES + (breakdowns.METADATA_KEYS_TABLE,) + extra, tuple(pages))
+    pages.extend(ADMIN_PAGES)  # the guide's Models, API Keys and Logs sections (sitegen/pages/)
+    return SitePlan(TABLES + (breakdowns.METADATA_KEYS_TABLE,) + extra + ADMIN_TABLES, tuple(pages))

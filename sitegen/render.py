@@ -103,7 +103,8 @@ def json_document(table: Table) -> dict[str, object]:
         "recorded": table.recorded,
         "missing_columns": list(table.missing),
         **({"unavailable": table.unavailable} if table.unavailable else {}),
-        "rows": table.rows,
+        # Keys starting with "_" are a page's own (e.g. the Logs page's request details).
+        "rows": [{k: v for k, v in row.items() if not k.startswith("_")} for row in table.rows],
     }
 
 
@@ -187,7 +188,7 @@ class SiteWriter:
         self.context.written.append(path)
 
     def page(self, page: Page) -> None:
-        template = self.env.get_template("index.html" if page.slug == "index" else "page.html")
+        template = self.env.get_template("index.html" if page.slug == "index" else page.template)
         sections: list[tuple[Section, Table]] = [
             (s, self.context.tables[s.table]) for s in page.sections
         ]
@@ -199,6 +200,12 @@ class SiteWriter:
             return
         self._write(f"data/{table.name}.csv", csv_text(table))
         self._write(f"data/{table.name}.json", dumps(json_document(table)) + "\n")
+
+    def files(self, page: Page) -> None:
+        """A page's own data files (Page.files)."""
+        if page.files is not None:
+            for relative, text in page.files(self.context.tables, self.context.datasette_url).items():
+                self._write(relative, text)
 
     def chart(self, name: str, spec: dict[str, object]) -> None:
         self._write(f"data/chart-{name}.vl.json", dumps(spec) + "\n")

@@ -13,3 +13,5 @@ class Sources:
     gateway_max_budget: float | None = None  # litellm_settings.max_budget
     gateway_budget_duration: str | None = None  # litellm_settings.budget_duration
     breakdowns: tuple[str, ...] = ()  # report.breakdowns
+    config: Path | None = None  # config.yaml: the Models page reads its model_list (no secrets)
+    logs_rows: int = 2000  # report.logs_rows: requests (and errors) on the Logs page

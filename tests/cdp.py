@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -127,6 +129,7 @@ async def chromium(executable: str, profile: Path) -> AsyncIterator[Browser]:
              "--no-first-run", "--disable-dev-shm-usage", "--remote-debugging-port=0",
              f"--user-data-dir={profile / 'data'}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,  # its own process group: every helper process is ended with it
         )
     try:
         url = None
@@ -151,3 +154,16 @@ async def chromium(executable: str, profile: Path) -> AsyncIterator[Browser]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        await _end_group(proc.pid)
+
+
+async def _end_group(group: int) -> None:
+    """Chromium's zygote and renderers may outlive the browser process for a moment: end what
+    is left of its process group and wait until none of it remains."""
+    for attempt in range(200):
+        try:
+            os.killpg(group, signal.SIGKILL if attempt else signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"Chromium's process group {group} did not end")

@@ -150,11 +150,12 @@ def guide_only_db(path: Path) -> Path:
 
 def build(db: Path, out: Path, *, now: int = NOW, datasette_url: str | None = None,
           breakdowns: tuple[str, ...] = BREAKDOWNS, gateway_budget: float | None = GATEWAY_BUDGET,
-          keys: Path | None = None) -> BuildResult:
-    """Build as `sitegen build` does, with keys.db beside the log unless `keys` says otherwise."""
+          keys: Path | None = None, logs_rows: int = 40) -> BuildResult:
+    """Build as `sitegen build` does, with keys.db beside the log unless `keys` says otherwise
+    (the Logs page with its newest 40 requests and errors, so golden files stay small)."""
     clock = Clock(datetime.fromtimestamp(now, UTC))
     sources = Sources(keys_db=keys or db.with_name("keys.db"), gateway_max_budget=gateway_budget,
-                      gateway_budget_duration="30d", breakdowns=breakdowns)
+                      gateway_budget_duration="30d", breakdowns=breakdowns, logs_rows=logs_rows)
     options = BuildOptions(db=db, out=out, datasette_url=datasette_url, sources=sources)
     return build_site(options, clock, Progress(quiet=True))
 

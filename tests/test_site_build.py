@@ -83,9 +83,14 @@ def test_every_page_table_and_chart_is_there(site: Path) -> None:
         text = page.read_text()
         assert "cdn.jsdelivr" not in text and "https://vega" not in text.replace(
             "https://vega.github.io/schema", "")
-        assert re.findall(r'src="([^"]+)"', text) == [
-            "assets/vendor/vega.min.js", "assets/vendor/vega-lite.min.js",
-            "assets/vendor/vega-embed.min.js", "assets/site.js"]
+        own = {"models.html": ["assets/gateway.js", "assets/admin-tables.js", "assets/models-actions.js"],
+               "keys.html": ["assets/gateway.js", "assets/admin-tables.js", "assets/keys-actions.js"],
+               "logs.html": ["data/logs.js", "assets/logs.js"]}.get(page.name, [])
+        scripts = re.findall(r'src="([^"]+)"', text)
+        assert [s for s in scripts if s not in own] == [
+            "assets/vendor/vega.min.js", "assets/vendor/vega-interpreter.js",
+            "assets/vendor/vega-lite.min.js", "assets/vendor/vega-embed.min.js", "assets/site.js"]
+        assert sorted(s for s in scripts if s in own) == sorted(own)
 
 
 def test_numbers_answer_the_guides_questions(site: Path, history: Path) -> None:
@@ -126,10 +131,15 @@ def test_hostile_text_never_appears_raw(site: Path) -> None:
         assert HOSTILE not in text, path
         assert HOSTILE_ATTR not in text, path
         assert "<script>alert" not in text, path
-        # Outside the three vendor tags and site.js, the only script elements are JSON specs.
+        # Outside the site's own scripts (assets/, and the Logs page's data/logs.js), the only
+        # script elements are JSON specs.
         scripts = re.findall(r"<script([^>]*)>", text)
         assert all(s.startswith(' src="assets/') or s.startswith(' type="application/json"')
-                   for s in scripts), scripts
+                   or s == ' src="data/logs.js"' for s in scripts), scripts
+    # The Logs page's data scripts hold request text JSON-escaped: nothing can close a tag.
+    for path in (site / "data").rglob("*.js"):
+        text = path.read_text()
+        assert "<" not in text and ">" not in text, path
     overview = (site / "index.html").read_text()
     assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in overview
     # Inside embedded JSON, < > & are escaped; the spec still parses back to the text.

@@ -52,7 +52,7 @@ def test_module_entry_point_builds_and_reports(small_db: Path, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0].startswith("sitegen: reading ") and "2025-12-31 14:30 UTC" in lines[0]
-    assert lines[-1].startswith(f"sitegen: 200 rows read, 7 pages, 16 charts, {len(TABLES)} tables")
+    assert lines[-1].startswith(f"sitegen: 200 rows read, 10 pages, 16 charts, {len(TABLES)} tables")
     assert "\r" not in result.stderr  # not a terminal: no progress bar
     assert (out / "index.html").is_file()
 

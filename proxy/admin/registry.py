@@ -22,6 +22,7 @@ from .records import (
     END_USER,
     KEY,
     MEMBER,
+    MODEL,
     TEAM,
     TIER,
     USER,
@@ -51,9 +52,10 @@ class Registry:
         self.members: dict[str, MemberRecord] = {}
         self.end_users: dict[str, EndUserRecord] = {}
         self.tiers: dict[str, Any] = {}
+        self.models: dict[str, Any] = {}  # run-time model changes (records/model.py)
         self._tables: dict[str, dict[str, Any]] = {
             KEY: self.keys, USER: self.users, TEAM: self.teams, MEMBER: self.members,
-            END_USER: self.end_users, TIER: self.tiers,
+            END_USER: self.end_users, TIER: self.tiers, MODEL: self.models,
         }
         self._missing: set[str] = set()
         #: Regenerated keys: old hash -> new, so requests in flight on the old secret are charged.
@@ -96,7 +98,7 @@ class Registry:
         Returns (keys added, [(kind, ident) removed])."""
         removed = []
         added = 0
-        for kind in (TIER, TEAM, USER, MEMBER, END_USER, KEY):
+        for kind in (TIER, TEAM, USER, MEMBER, END_USER, KEY, MODEL):
             fresh = {rec.ident: rec for rec in records.get(kind, [])}
             table = self._tables[kind]
             for ident in [i for i in table if i not in fresh]:

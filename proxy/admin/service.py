@@ -17,7 +17,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,9 @@ class AdminService:
         self._token: object | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: Called (on the event loop) after the registry changed: a load, a reload after another
+        #: process's write, or this process's own write. Must not raise (deployments.py).
+        self.listeners: list[Callable[[], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self, *, sync: bool = True, gateway: bool = True) -> None:
@@ -82,6 +85,7 @@ class AdminService:
             await self.shared_counter.open()
         self._token = await self.store.change_token()
         self.registry.reload(snapshot.records)
+        self._changed()
         if not gateway:
             return
         now = time.time()
@@ -143,6 +147,7 @@ class AdminService:
                     if hasattr(fresh, "spend"):
                         self.book.adopt(fresh)
             self.book.adopt_global(snapshot.global_budget)
+            self._changed()
         keys_removed = sum(1 for kind, _ in removed if kind == KEY)
         level = logging.INFO if added or keys_removed else logging.DEBUG
         log.log(level, "keys.db changed by another process: %d keys added, %d removed", added, keys_removed)
@@ -196,7 +201,16 @@ class AdminService:
             self.registry.remove(ref.kind, ref.ident)
             self.counter.forget(ref)
             self.book.forget(ref)
-        return [self.registry.put(rec) for rec in (*inserts, *updates)]
+        held = [self.registry.put(rec) for rec in (*inserts, *updates)]
+        self._changed()
+        return held
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("applying an admin change failed")
 
     async def set_spend(self, rec: Any, spend: float) -> None:
         await self.book.set_spend(Ref(rec.KIND, rec.ident), rec, spend)

@@ -19,7 +19,10 @@ from ..state import (
     WORKER,
 )
 from .auth import KeyAuth
+from .deployments import ModelSync
+from .records import MODEL
 from .routes import ADMIN, add_routes
+from .routes.models import MODEL_SYNC
 from .service import AdminService
 
 
@@ -37,6 +40,10 @@ def setup_keys(app: web.Application) -> AdminService:
         SharedCooldowns(link, app[ROUTER])
         app[DEGRADED_CHECKS].append(lambda: link.status().reason)
     app[HOOKS].append(service.admission)
+    # Run-time model changes reach this process's router after every load, reload and write.
+    sync = ModelSync(app[ROUTER], app[CONFIG])
+    app[MODEL_SYNC] = sync
+    service.listeners.append(lambda: sync.apply(service.registry.all(MODEL)))
     add_routes(app)
     app.cleanup_ctx.append(_admin_lifecycle)
     return service

@@ -92,6 +92,8 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
         raise NotFound(
             f"The model `{routed}` does not exist. Available models: {available}.", param="model"
         ) from None
+    if router.disabled(routed):
+        raise NotFound(f"The model `{routed}` is disabled.", param="model")
     for hook in app[HOOKS]:
         await hook.admit(ex)
 
@@ -119,18 +121,22 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
 
 
 def visible_models(request: web.Request, principal: Principal) -> list[str]:
-    """The model names /v1/models lists for `principal`."""
-    return [m for m in request.app[ROUTER].visible_names if principal.may_use(m)]
+    """The model names /v1/models lists for `principal` (disabled ones for the admin only)."""
+    router = request.app[ROUTER]
+    return [m for m in router.visible_names
+            if principal.may_use(m) and (principal.is_admin or not router.disabled(m))]
 
 
 async def list_models(request: web.Request) -> web.Response:
     principal = await request.app[AUTH].authenticate(bearer_token(request))
     names = visible_models(request, principal)
+    router = request.app[ROUTER]
     return web.json_response(
         {
             "object": "list",
             "data": [
-                {"id": name, "object": "model", "created": 1677610602, "owned_by": "shin-gateway"}
+                {"id": name, "object": "model", "created": 1677610602, "owned_by": "shin-gateway",
+                 **({"disabled": True} if router.disabled(name) else {})}
                 for name in names
             ],
         }

@@ -37,7 +37,9 @@ async def retrieve_model(request: web.Request) -> web.Response:
     """The SDK's models.retrieve(): any name the gateway serves, wildcards and aliases included."""
     principal = await _caller(request)
     model = request.match_info["model"]
-    if request.app[ROUTER].group_of(model) is None or not principal.may_use(model):
+    router = request.app[ROUTER]
+    if router.group_of(model) is None or not principal.may_use(model) or (
+            router.disabled(model) and not principal.is_admin):
         raise _missing(model)
     return web.json_response(
         {"id": model, "object": "model", "created": CREATED, "owned_by": "shin-gateway"}

@@ -103,6 +103,7 @@ class HealthProbe:
         }
         # A deployment slower than its own timeout fails real requests: it fails the probe too.
         limit = min(target.deployment.model_info.health_check_timeout or self.timeout, target.timeout)
+        started = time.monotonic()
         try:
             async with self.session().post(
                 target.url(path), data=upstream_payload(body, target, include_usage=False),
@@ -110,6 +111,7 @@ class HealthProbe:
                 proxy=target.proxy, proxy_auth=target.proxy_auth,
             ) as response:
                 raw = await response.read()
+                entry["latency"] = round(time.monotonic() - started, 4)  # seconds, the UI shows it
                 if response.status < 400:
                     return True, entry
                 entry["error"] = _error_text(response.status, raw)

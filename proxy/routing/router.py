@@ -162,6 +162,13 @@ class Router:
             raise self._not_found(model)
         return found[0]
 
+    def disabled(self, model: str) -> bool:
+        """Whether every deployment of the group serving `model` is switched off (the model is
+        disabled: clients get 404, /v1/models hides it from all but the master key)."""
+        group = self.group_of(model)
+        ids = self._groups.get(group, ()) if group else ()
+        return bool(ids) and not any(self._states[i].enabled for i in ids)
+
     def fallbacks_for(self, group: str, kind: str = "fallbacks") -> tuple[str, ...]:
         table = self.fallbacks[kind]
         return table.get(group) or table.get(ANY_MODEL, ())

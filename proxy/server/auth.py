@@ -140,6 +140,11 @@ class MasterKeyAuth:
             if master_key
             else OPEN_ACCESS
         )
+        #: Also accepted as the master key: /ui's signed admin sessions (server/ui_session.py).
+        self._sessions: Callable[[str], bool] | None = None
+
+    def accept_sessions(self, verify: Callable[[str], bool]) -> None:
+        self._sessions = verify
 
     @property
     def open(self) -> bool:
@@ -148,7 +153,11 @@ class MasterKeyAuth:
     def is_master(self, token: str | None) -> bool:
         if self._master is None:
             return True
-        return token is not None and hmac.compare_digest(token.encode("utf-8"), self._master)
+        if token is None:
+            return False
+        if hmac.compare_digest(token.encode("utf-8"), self._master):
+            return True
+        return self._sessions is not None and self._sessions(token)
 
     async def authenticate(self, token: str | None) -> Principal:
         if self.is_master(token):

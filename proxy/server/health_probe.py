@@ -5,7 +5,8 @@
                                           "litellm_version", ...}; 503 when the request log
                                           cannot be written
   /health with the master key            adds the per-deployment probe (routing/probe.py);
-  /health?model=NAME                     probes that model's deployments only
+  /health?model=NAME                     probes that model's deployments only (&fresh=true:
+                                         now, not the cached result)
 
 The probe is opt-in by credentials: the guide's monitor polls /health without a key and must
 not set off real (billed) requests to every provider.
@@ -59,7 +60,9 @@ async def probe_section(request: web.Request) -> dict[str, Any]:
         return {}
     if not principal.is_admin:
         return {}
-    return await app[HEALTH_PROBE].check(model)
+    # ?fresh=true: probe now, not the result of the last health_check_interval (the UI's "Test").
+    fresh = request.query.get("fresh", "").lower() in ("1", "true")
+    return await app[HEALTH_PROBE].check(model, fresh=fresh)
 
 
 async def liveliness(request: web.Request) -> web.Response:

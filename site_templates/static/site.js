@@ -69,7 +69,12 @@
       root.setAttribute("data-charts", "failed");
       return;
     }
+    // Vega's expression interpreter instead of its code generator (Function()): the charts
+    // draw under a Content-Security-Policy without 'unsafe-eval' (/ui sends one).
+    var interpreter = window.vegaInterpreter && window.vegaInterpreter.expressionInterpreter;
     var options = {
+      ast: !!interpreter,
+      expr: interpreter,
       renderer: "svg",
       actions: { export: true, source: false, compiled: false, editor: false },
       theme: dark && dark.matches ? "dark" : undefined,

@@ -17,6 +17,7 @@ MEMBER = "member"  # a user within a team (max_budget_in_team)
 END_USER = "end_user"  # LiteLLM's "customer": the request body's `user`
 TIER = "budget"  # a /budget/new row that end users point to with budget_id
 GLOBAL = "global"  # litellm_settings.max_budget: the whole gateway
+MODEL = "model"  # a deployment added at run time, or run-time changes to a config one
 
 #: Joins a member's team and user id into one ident; ids are printable text, never this.
 SEP = "\x1f"

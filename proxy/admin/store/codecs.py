@@ -13,8 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..records import BudgetTier, EndUserRecord, KeyRecord, MemberRecord, TeamRecord, UserRecord
-from ..records.base import END_USER, KEY, MEMBER, TEAM, TIER, USER, epoch, iso
+from ..records import (
+    BudgetTier,
+    EndUserRecord,
+    KeyRecord,
+    MemberRecord,
+    ModelRecord,
+    TeamRecord,
+    UserRecord,
+)
+from ..records.base import END_USER, KEY, MEMBER, MODEL, TEAM, TIER, USER, epoch, iso
 
 LEDGER_COLUMNS = ("spend",)
 
@@ -159,4 +167,14 @@ END_USERS = Codec(
     json=("extras",), times=("budget_reset_at", "created_at", "updated_at"), bools=("blocked",),
 )
 
-CODECS: Mapping[str, Codec] = {c.kind: c for c in (KEYS, USERS, TEAMS, MEMBERS, TIERS, END_USERS)}
+#: Deployments added at run time and run-time changes to config ones (records/model.py).
+MODELS = Codec(
+    kind=MODEL, table="models", record=ModelRecord, pk=("model_id",),
+    columns=(
+        "model_id", "model_name", "litellm_params", "model_info", "origin", "enabled",
+        "created_at", "updated_at",
+    ),
+    json=("litellm_params", "model_info"), times=("created_at", "updated_at"), bools=("enabled",),
+)
+
+CODECS: Mapping[str, Codec] = {c.kind: c for c in (KEYS, USERS, TEAMS, MEMBERS, TIERS, END_USERS, MODELS)}

@@ -165,7 +165,7 @@ if redis.call('SET', p .. 'dataset', ARGV[2], 'NX') == false and mode == 'seed' 
   return {-1, 0}
 end
 if mode == 'replace' then
-  for _, kind in ipairs({'key', 'user', 'team', 'member', 'end_user', 'budget'}) do
+  for _, kind in ipairs({'key', 'user', 'team', 'member', 'end_user', 'budget', 'model'}) do
     redis.call('DEL', p .. 'e:' .. kind)
   end
   redis.call('DEL', p .. 'spend', p .. 'reset', p .. 'alias', p .. 'gdur')

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import StoreUnavailable
-from ..records import TIER, Ref, iso
+from ..records import MODEL, TIER, Ref, iso
 from .base import AlreadyExists, Charge, DuplicateAlias, Missing, Snapshot
 from .codecs import CODECS, Codec
 from .redis_link import NETWORK_ERRORS, RedisLink
@@ -27,6 +27,8 @@ from .redis_scripts import APPLY, CHARGE, SAVE_GLOBAL, SEED
 
 log = logging.getLogger("proxy.redis")
 
+#: Kinds without a spend counter: budget tiers, run-time model changes.
+UNSPENT = (TIER, MODEL)
 #: Columns the ledger holds (spend, reset hashes), not the settings JSON.
 LEDGER = ("spend", "budget_reset_at")
 APPLIED_TTL = 24 * 3600
@@ -119,7 +121,7 @@ class RedisStore:
             bucket = entities.setdefault(kind, {})
             for rec in records:
                 bucket[rec.ident] = settings_json(rec)
-                if kind == TIER:
+                if kind in UNSPENT:
                     continue
                 ref = Ref(kind, rec.ident)
                 f = spend_field(ref)
@@ -227,7 +229,7 @@ class RedisStore:
             "d": [[r.kind, r.ident] for r in deletes],
             "u": [[r.KIND, r.ident, settings_json(r), _num(getattr(r, "budget_reset_at", None)),
                    getattr(r, "key_alias", None) or ""] for r in updates],
-            "i": [[r.KIND, r.ident, settings_json(r), "" if r.KIND == TIER else _num(r.spend),
+            "i": [[r.KIND, r.ident, settings_json(r), "" if r.KIND in UNSPENT else _num(r.spend),
                    _num(getattr(r, "budget_reset_at", None)), getattr(r, "key_alias", None) or ""]
                   for r in inserts],
         }
