@@ -40,8 +40,10 @@ async def test_model_changes_are_shared_and_survive_a_redis_that_lost_its_data(
     redis_server.stop(keep_data=False)
     redis_server.start()  # empty: the gateways seed it again from memory
     assert await eventually(lambda: healthy(a), timeout=10) and await eventually(lambda: healthy(b), timeout=10)
+    # A gateway notices the restart at its next command or heartbeat, then seeds: poll for it
+    # (healthy at once can also mean it has not noticed yet).
     async with Redis.from_url(redis_server.url, decode_responses=True) as redis:
-        assert "shared-added-1" in await _any_model_hash(redis)
+        assert await eventually(lambda: _has_model(redis, "shared-added-1"), timeout=10)
     for gw in (a, b):
         assert await _status(gw, "shared-added") == 200 and await _status(gw, "house-model") == 404
         assert "shared-added-1" in gw.app[ADMIN].registry.models
@@ -51,6 +53,10 @@ async def _any_model_hash(redis) -> dict:
     for name in [k async for k in redis.scan_iter(match="*e:model")]:
         return await redis.hgetall(name)
     return {}
+
+
+async def _has_model(redis, ident) -> bool:
+    return ident in await _any_model_hash(redis)
 
 
 async def _ok(gw, model) -> bool:

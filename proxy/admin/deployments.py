@@ -24,6 +24,7 @@ from ..routing.providers import resolve_provider
 from ..routing.router import Router
 from ..settings import Config, Deployment, LitellmParams, ModelInfo
 from .records.model import API, CONFIG, ModelRecord
+from .secrets import SecretBox
 
 log = logging.getLogger("proxy.models")
 
@@ -64,6 +65,8 @@ class ModelSync:
     def __init__(self, router: Router, config: Config) -> None:
         self.router = router
         self.environment = {**os.environ, **config.environment}
+        #: Encrypts the credentials of stored records, decrypts them here only (secrets.py).
+        self.box = SecretBox.for_gateway(config.general.master_key, self.environment)
         #: config.yaml's deployments by id, as the router built them at start.
         self.configured: dict[str, Deployment] = {t.deployment_id: t.deployment for t in router.deployments()}
         #: id -> why its record could not be applied (logged once).
@@ -77,14 +80,14 @@ class ModelSync:
         config.yaml no longer has."""
         if rec.origin == API:
             info = {k: v for k, v in rec.model_info.items() if k != SWITCH}
-            raw = {"model_name": rec.model_name, "litellm_params": rec.litellm_params,
+            raw = {"model_name": rec.model_name, "litellm_params": self.box.open(rec.litellm_params),
                    "model_info": {**info, "id": rec.model_id}}
             return parse_deployment(raw, self.environment)
         base = self.configured.get(rec.model_id)
         if base is None:
             return None
         raw = deployment_raw(base)
-        raw["litellm_params"].update(rec.litellm_params)
+        raw["litellm_params"].update(self.box.open(rec.litellm_params))
         raw["model_info"].update({k: v for k, v in rec.model_info.items() if k != SWITCH})
         if rec.model_name:
             raw["model_name"] = rec.model_name

@@ -57,7 +57,7 @@ async def new(service: AdminService, sync: ModelSync, router: Router, data: dict
     info = _mapping(data, "model_info")
     disabled = _switch(info)
     ident = str(info.pop("id", None) or uuid.uuid4())
-    rec = ModelRecord(model_id=ident, model_name=name.strip(), litellm_params=params,
+    rec = ModelRecord(model_id=ident, model_name=name.strip(), litellm_params=sync.box.seal(params),
                       model_info=info, origin=API, enabled=not disabled)
     async with service.lock:
         if ident in service.registry.models or _known(router, ident):
@@ -111,7 +111,7 @@ def _changed(service: AdminService, sync: ModelSync, ident: str, name: str | Non
     current = service.registry.models.get(ident)
     if current is None:  # a config deployment changed for the first time
         current = ModelRecord(model_id=ident, origin=CONFIG, created_at=time.time())
-    merged_params = {k: v for k, v in {**current.litellm_params, **params}.items() if v is not None}
+    merged_params = {k: v for k, v in {**current.litellm_params, **sync.box.seal(params)}.items() if v is not None}
     merged_info = {k: v for k, v in {**current.model_info, **info}.items() if v is not None}
     return ModelRecord(
         model_id=ident,
