@@ -51,8 +51,11 @@ async def test_serves_the_site_with_folder_redirect_and_headers(aiohttp_client, 
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     js = await client.get("/ui/assets/vendor/vega.min.js")
-    assert js.status == 200 and js.headers["Cache-Control"] == "public, max-age=86400"
+    assert js.status == 200 and js.headers["Cache-Control"] == "public, no-cache"
     assert len(await js.read()) == (site / "assets/vendor/vega.min.js").stat().st_size
+    # Revalidated, not re-sent: an upgrade is seen at once, an unchanged file costs a 304.
+    again = await client.get("/ui/assets/vendor/vega.min.js", headers={"If-None-Match": js.headers["ETag"]})
+    assert again.status == 304
     csv = await client.get("/ui/data/usage_by_model.csv")
     assert csv.status == 200 and csv.headers["Content-Type"].startswith("text/csv")
     assert (await client.get("/ui/cost.html")).status == 200

@@ -140,7 +140,7 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     root = settings.site_dir
     if not (root / "index.html").is_file():
         return web.Response(
-            status=503, text=NOT_BUILT, content_type="text/html", headers=_headers(False, settings)
+            status=503, text=NOT_BUILT, content_type="text/html", headers=_headers(settings)
         )
     target = _resolve(root, relative)
     if target is not None and target.is_dir():
@@ -149,8 +149,10 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         target = target / "index.html"
     if target is None or not target.is_file():
         raise web.HTTPNotFound(text="Not found.\n")
-    static = relative.startswith("assets/") and target.suffix in {".js", ".css"}
-    return web.FileResponse(target, headers=_headers(static, settings))
+    # Everything is revalidated (a 304 while unchanged): scripts, styles and even the vendored
+    # bundles keep their names across upgrades, and a page must never run yesterday's script
+    # against today's API.
+    return web.FileResponse(target, headers=_headers(settings))
 
 
 async def _gateway_info(request: web.Request) -> web.Response:
@@ -207,11 +209,11 @@ HARDENING = {
 }
 
 
-def _headers(static: bool, settings: UiSettings) -> dict[str, str]:
+def _headers(settings: UiSettings) -> dict[str, str]:
     scope = "private" if settings.protected else "public"
     return {
         **HARDENING,
-        "Cache-Control": f"{scope}, max-age=86400" if static else f"{scope}, no-cache",
+        "Cache-Control": f"{scope}, no-cache",
         "Content-Security-Policy": CSP,
         "X-Shin-Gateway": MARKER,  # gateway.js: a gateway serves this page, actions may show
     }
