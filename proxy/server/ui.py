@@ -3,7 +3,7 @@
 The report uses relative links only, so it must be served from a folder URL: `/ui` redirects to
 `/ui/`. Every path is resolved and checked to stay inside the site folder (no `..`, no
 dotfiles, no symlinks leading out). HTML and data files are revalidated on each visit (cron
-rebuilds them); the vendored JavaScript and CSS may be cached for a day.
+rebuilds them), and so are scripts and styles, which change with the gateway (a 304 when not).
 
 Only here, not on file:// or a static host, the Models and Keys pages offer admin actions:
 their script asks `_gateway` (beside the pages; only this handler answers it) whether a gateway
