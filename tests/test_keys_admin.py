@@ -271,3 +271,24 @@ async def test_keys_cli_works_on_the_running_gateways_keys_db(gw):
     assert bad.returncode == 1 and "budget_duration" in bad.stderr
     helped = await asyncio.to_thread(_keys_cli, keys_db, "--help")
     assert helped.returncode == 0 and "python -m proxy keys create" in helped.stdout
+
+
+@pytest.mark.parametrize("command", ["keys", "users", "teams"])
+def test_admin_commands_take_their_common_options_before_or_after_the_action(tmp_path, capsys, command):
+    """`keys list --config c.yaml` as the examples show it, and `keys --config c.yaml list`;
+    given both ways, the one after the action wins."""
+    from proxy.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"general_settings:\n  keys_database_path: {tmp_path / 'cfg-keys.db'}\n")
+    assert main(["keys", "create", "--alias", "one", "--keys-db", str(tmp_path / "cfg-keys.db")]) == 0
+    capsys.readouterr()
+    after = main([command, "list", "--config", str(config)])
+    out_after = capsys.readouterr().out
+    before = main([command, "--config", str(config), "list"])
+    out_before = capsys.readouterr().out
+    assert after == before == 0 and out_after == out_before
+    if command == "keys":
+        assert "one" in out_after
+    assert main([command, "--keys-db", str(tmp_path / "other.db"), "list", "--keys-db", str(tmp_path / "cfg-keys.db")]) == 0
+    assert capsys.readouterr().out == out_after

@@ -25,11 +25,18 @@ from ..service import AdminService
 T = TypeVar("T")
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", help="config.yaml, for general_settings.keys_database_path / database_path")
-    parser.add_argument("--db", help="request log file; keys.db defaults to the same folder")
-    parser.add_argument("--keys-db", help="keys SQLite file (overrides --db and the config)")
-    parser.add_argument("--redis-url", help="the Redis the gateways share (overrides the config and REDIS_*)")
+def add_common(parser: argparse.ArgumentParser, **kwargs: Any) -> None:
+    parser.add_argument("--config", "-c", help="config.yaml, for general_settings.keys_database_path / database_path", **kwargs)
+    parser.add_argument("--db", help="request log file; keys.db defaults to the same folder", **kwargs)
+    parser.add_argument("--keys-db", help="keys SQLite file (overrides --db and the config)", **kwargs)
+    parser.add_argument("--redis-url", help="the Redis the gateways share (overrides the config and REDIS_*)", **kwargs)
+
+
+def common_after_actions(actions: argparse._SubParsersAction) -> None:
+    """Let the common options follow the action too (`keys list --config c.yaml`): each action
+    accepts them without a default of its own, so one given before the action is kept."""
+    for sub in dict.fromkeys(actions.choices.values()):
+        add_common(sub, default=argparse.SUPPRESS)
 
 
 #: The config keys the admin commands read (the model list and the rest stay unread).

@@ -15,6 +15,7 @@ from ..service import AdminService
 from . import transfer
 from .common import (
     add_common,
+    common_after_actions,
     models_arg,
     money,
     parse_json_arg,
@@ -80,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     revoke = actions.add_parser("revoke", help="delete keys (all or none)")
     revoke.add_argument("keys", nargs="+", help="aliases, raw keys or key hashes")
     transfer.add_arguments(actions)
+    common_after_actions(actions)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from ..ops import users as user_ops
 from ..service import AdminService
 from .common import (
     add_common,
+    common_after_actions,
     models_arg,
     money,
     parse_json_arg,
@@ -91,6 +92,7 @@ def add_user_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("user_id")
     delete = actions.add_parser("delete", help="delete users and their keys (all or none)")
     delete.add_argument("user_ids", nargs="+")
+    common_after_actions(actions)
 
 
 def run_users(args: argparse.Namespace) -> int:
@@ -169,6 +171,7 @@ def add_team_arguments(parser: argparse.ArgumentParser) -> None:
     remove = actions.add_parser("remove-member", help="remove a user from a team")
     remove.add_argument("team_id")
     remove.add_argument("user_id")
+    common_after_actions(actions)
 
 
 def run_teams(args: argparse.Namespace) -> int:
