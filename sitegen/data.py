@@ -113,6 +113,17 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+#: queries.LOG_EXTENT with rollups: the current hour's rows (earlier hours: the report cache's count of
+#: the rollups, which keep pruned rows), and the first hour rolled up when it is older than the
+#: first row.
+LOG_EXTENT_ROLLUPS = """
+SELECT (SELECT COUNT(*) FROM request_log WHERE timestamp >= :hour_start AND timestamp < :end)
+         AS recent,
+       (SELECT MIN(hour) FROM rollup_hourly WHERE hour > '') AS first_hour,
+       (SELECT MIN(timestamp) FROM request_log WHERE timestamp < :end) AS first,
+       (SELECT MAX(timestamp) FROM request_log WHERE timestamp < :end) AS last
+"""
+
 #: What the pages say when the tables come from the raw rows of a log without rollups.
 NO_ROLLUPS = ("This log has no hourly rollups (a guide-only log, or an older gateway's not "
               "migrated since), so every table is read from its raw rows: exact, but slower on "
@@ -222,7 +233,7 @@ class Reader:
             if not self.rollups:
                 return self._all(q.LOG_EXTENT, {"end": stamp(end)})[0]
             hour = end.replace(minute=0, second=0, microsecond=0)
-            found = self._all(q.LOG_EXTENT_ROLLUPS, {"end": stamp(end), "hour_start": stamp(hour)})[0]
+            found = self._all(LOG_EXTENT_ROLLUPS, {"end": stamp(end), "hour_start": stamp(hour)})[0]
             first, rolled = found["first"], found["first_hour"]
             if rolled and (not first or str(rolled) < f"{str(first)[:13]}:00:00"):
                 first = rolled  # rows pruned: the rollups reach further back

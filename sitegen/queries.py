@@ -28,17 +28,6 @@ SELECT COUNT(*) AS requests, MIN(timestamp) AS first, MAX(timestamp) AS last
 FROM request_log WHERE timestamp < :end
 """
 
-#: The same with rollups: the current hour's rows (earlier hours: the report cache's count of
-#: the rollups, which keep pruned rows), and the first hour rolled up when it is older than the
-#: first row.
-LOG_EXTENT_ROLLUPS = """
-SELECT (SELECT COUNT(*) FROM request_log WHERE timestamp >= :hour_start AND timestamp < :end)
-         AS recent,
-       (SELECT MIN(hour) FROM rollup_hourly WHERE hour > '') AS first_hour,
-       (SELECT MIN(timestamp) FROM request_log WHERE timestamp < :end) AS first,
-       (SELECT MAX(timestamp) FROM request_log WHERE timestamp < :end) AS last
-"""
-
 # -- overview ------------------------------------------------------------------------------
 
 PERIOD_TOTALS = """

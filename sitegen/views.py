@@ -42,7 +42,6 @@ class View:
     rollup: str | None = None  # the same from the rollups, for whole hours
     #: request_log columns beyond the guide's the raw SQL needs (raw mode on an older log).
     requires: frozenset[str] = frozenset()
-    #: Bucket scale of a histogram: the value looked up is value * unit (see _bucket).
     params: dict[str, object] = field(default_factory=dict)  # extra SQL parameters
 
     @property
