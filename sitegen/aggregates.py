@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 Key = tuple[object, ...]
 Bins = list[tuple[float, int, float]]
 
+#: Is anything logged after the build's clock within its hour (then that hour is read raw)?
+SETTLED = "SELECT 1 FROM request_log WHERE timestamp >= :end AND timestamp < :after LIMIT 1"
+
 #: What a page says where it shows percentiles read from histograms.
 BUCKET_NOTE = ("Percentiles here come from hourly histograms: each is within one bucket (10 %) "
                "of the exact nearest-rank value, never below it.")
@@ -47,12 +50,12 @@ def split(start: datetime, end: datetime) -> tuple[list[tuple[datetime, datetime
     floor = start.replace(minute=0, second=0, microsecond=0)
     h0 = floor if floor == start else floor + timedelta(hours=1)
     h1 = end.replace(minute=0, second=0, microsecond=0)
-    if h0 >= h1:
+    if h0 > h1 or start >= end:  # within one hour
         return ([(start, end)] if start < end else []), None
     raw = [(start, h0)] if start < h0 else []
     if h1 < end:
         raw.append((h1, end))
-    return raw, (h0, h1)
+    return raw, (h0, h1)  # no whole hour when h0 == h1
 
 
 def _slot(hour: str, slot: str | None) -> str:
@@ -122,29 +125,65 @@ class Aggregates:
         wanted = [(1 + view.dims.index(d), value) for d, value in only.items()]
         merged: dict[Key, list[object]] = {}
         raw, hours = split(start, end) if self.cache is not None else ([(start, end)], None)
+        if hours is not None and raw and raw[-1][0] == hours[1] and self._settled(end):
+            # The last partial hour holds nothing after `end`: its cached hour is that part.
+            raw, hours = raw[:-1], (hours[0], hours[1] + timedelta(hours=1))
         for a, b in raw:
             for row in self._raw(view, a, b):
                 if all(row[i] == value for i, value in wanted):
                     key = (_slot(str(row[0]), slot),) + tuple(row[1:1 + dims])
                     _combine(merged.setdefault(key, [None] * len(how)), row[1 + dims:], how)
-        if hours is not None:
+        if hours is not None and hours[0] < hours[1]:
             for row in self._cached(view, *hours, slot, only):
                 key = (str(row[0]),) + tuple(row[1:1 + dims])
                 _combine(merged.setdefault(key, [None] * len(how)), row[1 + dims:], how)
         self._memo[memo] = merged
         return merged
 
+    def _settled(self, end: datetime) -> bool:
+        """No row logged in [end, the end of its hour): rows the clock has not reached yet."""
+        memo = ("settled", end)
+        if memo not in self._memo:
+            after = end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            self._memo[memo] = not self.reader.rows(SETTLED, {
+                "end": self.reader.stamp(end), "after": self.reader.stamp(after)})
+        return self._memo[memo]  # type: ignore[return-value]
+
     def _raw(self, view: View, a: datetime, b: datetime) -> list[sqlite3.Row]:
         """Raw rows of [a, b) grouped by hour and the view's dimensions (memoised: windows
-        ending at the build's clock share their last partial hour)."""
+        ending at the build's clock share their last partial hour). A part of an hour the
+        clock has passed is read with the rest of that hour, split at the part's inner edge:
+        the windows that meet there (this 7 days, the 7 before) share one read."""
+        missing = view.requires - self.reader.columns
+        if missing:
+            raise Unavailable(f"this log does not record {', '.join(sorted(missing))}")
+        hour = a.replace(minute=0, second=0, microsecond=0)
+        after = hour + timedelta(hours=1)
+        if self.cache is not None and after <= self.reader.clock.now and (a == hour) != (b == after):
+            edge = b if a == hour else a
+            sides = self._halves(view, hour, edge)
+            return sides[0] if a == hour else sides[1]
         memo = ("raw", view.name, a, b)
         if memo not in self._memo:
-            missing = view.requires - self.reader.columns
-            if missing:
-                raise Unavailable(f"this log does not record {', '.join(sorted(missing))}")
             sql = v.raw_sql(view, self.reader.columns, exact=self.exact)
             params = {"start": self.reader.stamp(a), "end": self.reader.stamp(b), **view.params}
             self._memo[memo] = self.reader.rows(sql, params)
+        return self._memo[memo]  # type: ignore[return-value]
+
+    def _halves(self, view: View, hour: datetime, edge: datetime) -> tuple[list[tuple], list[tuple]]:
+        """One hour's rows before and after `edge`, from one read."""
+        memo = ("halves", view.name, hour, edge)
+        if memo not in self._memo:
+            label = _label(hour)
+            sql = v.raw_sql(view, self.reader.columns, exact=self.exact,
+                            hour="CASE WHEN timestamp < :edge THEN 0 ELSE 1 END")
+            found = self.reader.rows(sql, {"start": self.reader.stamp(hour),
+                                           "end": self.reader.stamp(hour + timedelta(hours=1)),
+                                           "edge": self.reader.stamp(edge), **view.params})
+            halves: tuple[list[tuple], list[tuple]] = ([], [])
+            for row in found:
+                halves[row[0]].append((label,) + tuple(row[1:]))
+            self._memo[memo] = halves
         return self._memo[memo]  # type: ignore[return-value]
 
     def _cached(self, view: View, h0: datetime, h1: datetime, slot: str | None,

@@ -322,8 +322,9 @@ class ReportCache:
                 self._clear(table, start, end)
                 self.conn.execute(insert, {"start": start, "end": end, **view.params})
         else:  # raw rows, an hour per statement: a small GROUP BY, no per-row strftime
+            source = raw_sql(view, self.columns, exact=False, hour=":hour")
             insert = (f"INSERT INTO {table} (grain, slot, {columns}) SELECT 'h', hour, {columns} "
-                      f"FROM ({raw_sql(view, self.columns, exact=False, one_hour=True)})")
+                      f"FROM ({source})")
             for start, end in ranges:
                 self._clear(table, start, end)
                 hour = start

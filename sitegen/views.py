@@ -327,11 +327,11 @@ VIEWS: tuple[View, ...] = (MODEL, WHO, STATUS, PRICING, LATENCY, LATENCY_ALL, TT
                            ESTIMATED, OVERHEAD, SPEED)
 
 
-def raw_sql(view: View, columns: set[str], exact: bool, one_hour: bool = False) -> str:
-    """The view's raw template for a log with these request_log columns. `one_hour`: the rows
-    are one hour's, given as :hour (no per-row strftime, a smaller GROUP BY)."""
+def raw_sql(view: View, columns: set[str], exact: bool, hour: str = HOUR) -> str:
+    """The view's raw template for a log with these request_log columns. `hour`: what the
+    rows are grouped under, e.g. ':hour' when they are one hour's (no per-row strftime)."""
     values = {name: make(exact) for name, make in BUCKETS.items()}
-    values["hour"] = ":hour" if one_hour else HOUR
+    values["hour"] = hour
     values["reached"] = "upstream_latency IS NOT NULL" if "upstream_latency" in columns else "1"
     values["ttft"] = "time_to_first_token" if "time_to_first_token" in columns else "NULL"
     return view.raw.format(**values)

@@ -131,7 +131,7 @@ def test_a_rebuild_from_the_cache_equals_a_build_without_it(history: Path, tmp_p
     # anything cached, one after the next build's clock; the clock moves on 26 hours.
     later = NOW + 26 * HOUR
     write_records(db, late_records("late", [NOW + 60, later - 900, NOW - 5 * 86400 + 30,
-                                            NOW - 200 * 86400, later + 4000]))
+                                            NOW - 200 * 86400, later + 600, later + 4000]))
     for now in (later, later + 3 * 86400):
         warm = read_tables(db, cache_dir=cache, now=now)
         cold = read_tables(db, now=now)
