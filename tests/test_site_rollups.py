@@ -264,3 +264,26 @@ def test_the_log_is_never_written_with_a_cache(history: Path, tmp_path: Path) ->
 def test_the_default_cache_folder_follows_xdg(tmp_path: Path) -> None:
     assert default_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "shin-report"
     assert default_dir({}) == Path.home() / ".cache" / "shin-report"
+
+
+def test_builds_with_a_cold_a_warm_and_no_cache_are_identical(history: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from sitegen.build import BuildOptions, build_site
+    from sitegen.data import Clock
+    from sitegen.progress import Progress
+    from sitegen.sources import Sources
+    from tests.site_fixtures import BREAKDOWNS, GATEWAY_BUDGET
+
+    def tree(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    sources = Sources(keys_db=history.with_name("keys.db"), gateway_max_budget=GATEWAY_BUDGET,
+                      gateway_budget_duration="30d", breakdowns=BREAKDOWNS)
+    trees = []
+    for name, cache in (("cold", tmp_path / "cache"), ("warm", tmp_path / "cache"), ("none", None)):
+        out = tmp_path / name
+        build_site(BuildOptions(db=history, out=out, sources=sources, cache_dir=cache),
+                   Clock(datetime.fromtimestamp(NOW, UTC)), Progress(quiet=True))
+        trees.append(tree(out))
+    assert trees[0] == trees[1] == trees[2]
