@@ -180,7 +180,9 @@ def test_a_report_on_a_merged_database_is_right(tmp_path: Path) -> None:
     merge()
     cache = tmp_path / "cache"
     merged = read_tables(report, cache_dir=cache, breakdowns=("project",))
-    assert_agree(read_tables(single, rollups=False, breakdowns=("project",)), merged)
+    # The same rows logged on one host: the same report (the Logs page shows ids and hosts).
+    same_rows = frozenset({"id", "_detail"})
+    assert_agree(read_tables(single, rollups=False, breakdowns=("project",)), merged, ignore=same_rows)
     assert_agree(read_tables(report, rollups=False, breakdowns=("project",)), merged)
     # Host a logs more, some of it in old hours (its backlog); the next merge and build.
     extra = late_records("host-a-later", [NOW - 3 * 86400 + i * 977 for i in range(25)])
@@ -189,7 +191,7 @@ def test_a_report_on_a_merged_database_is_right(tmp_path: Path) -> None:
     merge()
     warm = read_tables(report, cache_dir=cache, breakdowns=("project",))
     assert_agree(read_tables(report, breakdowns=("project",)), warm, histograms=False)
-    assert_agree(read_tables(single, rollups=False, breakdowns=("project",)), warm)
+    assert_agree(read_tables(single, rollups=False, breakdowns=("project",)), warm, ignore=same_rows)
 
 
 def test_pruned_rows_stay_counted_where_the_rollups_keep_them(history: Path, tmp_path: Path) -> None:
