@@ -250,17 +250,16 @@ def merge_bins(groups: Iterable[Bins]) -> Bins:
 
 def model_stats(reader: Reader, days: int) -> list[dict[str, object]]:
     """Per model over the last `days` days to the build's clock: requests, tokens, cost, errors,
-    error rate, latency p50/p95 and time-to-first-token p50/p95 (requests that reached an
-    upstream, the report's rule; TTFT: successful ones with a first token). Sorted by model."""
+    error rate, latency p50/p95 and time-to-first-token p50/p95 (both over the requests that
+    reached an upstream, the report's rule). Sorted by model."""
     agg = reader.aggregates
     end = reader.clock.now
     start = end - timedelta(days=days)
     latency = agg.histograms(v.LATENCY, start, end)
     ttft: dict[object, Bins] = {}
     if "time_to_first_token" in reader.columns:
-        for (_, model, reached), bins in agg.histograms(v.TTFT, start, end).items():
-            if reached:
-                ttft[model] = merge_bins([ttft.get(model, []), bins])
+        for (_, model, _, _), bins in agg.histograms(v.TTFT, start, end, only={"reached": 1}).items():
+            ttft[model] = merge_bins([ttft.get(model, []), bins])
     rows = []
     for r in agg.counters(v.MODEL, start, end):
         model, requests = r["model"], int(r["requests"])  # type: ignore[call-overload]

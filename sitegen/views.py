@@ -191,21 +191,22 @@ GROUP BY hour, bucket
 """,
 )
 
-#: Time to first token of successful requests that have one, by whether they reached an
-#: upstream (a cached or gateway-made answer would not).
+#: Time to first token of the requests that have one, by whether they reached an upstream (the
+#: Models page's rule) and succeeded (the TTFT table's).
 TTFT = View(
-    "ttft", ("model", "reached", "bucket"), HISTOGRAM,
+    "ttft", ("model", "reached", "ok", "bucket"), HISTOGRAM,
     raw=f"""
-SELECT {{hour}} AS hour, model, {{reached}} AS reached, {{bucket_ttft}} AS bucket,
-       COUNT(*) AS requests, MAX(time_to_first_token) AS max_value
+SELECT {{hour}} AS hour, model, {{reached}} AS reached, status_code < 400 AS ok,
+       {{bucket_ttft}} AS bucket, COUNT(*) AS requests, MAX(time_to_first_token) AS max_value
 FROM request_log
-WHERE {WINDOW} AND status_code < 400 AND time_to_first_token IS NOT NULL
-GROUP BY hour, model, reached, bucket
+WHERE {WINDOW} AND time_to_first_token IS NOT NULL
+GROUP BY hour, model, reached, ok, bucket
 """,
     rollup=f"""
-SELECT hour, model, reached, bucket, SUM(requests) AS requests, MAX(max_value) AS max_value
-FROM rollup_latency WHERE metric = 'ttft' AND status_class < 4 AND {ROLLUP_WINDOW}
-GROUP BY hour, model, reached, bucket
+SELECT hour, model, reached, status_class < 4 AS ok, bucket, SUM(requests) AS requests,
+       MAX(max_value) AS max_value
+FROM rollup_latency WHERE metric = 'ttft' AND {ROLLUP_WINDOW}
+GROUP BY hour, model, reached, ok, bucket
 """,
     requires=frozenset({"time_to_first_token"}),
 )

@@ -60,7 +60,7 @@ def daily_latency_percentiles(reader: Reader, spec: TableDef, bounds: dict[str, 
 def ttft_by_model(reader: Reader, spec: TableDef, bounds: dict[str, str]) -> Rows:
     start, end = window(bounds)
     by_model: dict[object, Bins] = {}
-    for (_, model, _), bins in reader.aggregates.histograms(v.TTFT, start, end).items():
+    for (_, model, _, _), bins in reader.aggregates.histograms(v.TTFT, start, end, only={"ok": 1}).items():
         by_model[model] = merge_bins([by_model.get(model, []), bins])
     sums = {r["model"]: r for r in reader.aggregates.counters(v.MODEL, start, end)}
     rows = []
