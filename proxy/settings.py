@@ -217,6 +217,10 @@ class ReportSettings:
     logs_rows: int = setting(
         2000, "Newest requests (and, besides, newest errors) on the report's Logs page."
     )
+    cache_dir: str | None = setting(
+        None, "Folder of the report's cache of hourly aggregates, so a build reads only the rows "
+        "logged since the last (default: $XDG_CACHE_HOME/shin-report or ~/.cache/shin-report)."
+    )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .alerts.state import active_alerts
+from .cache import locate
 from .charts import chart_spec
 from .data import Clock, Reader, Table, open_readonly
 from .plan import site_plan
@@ -23,6 +24,8 @@ class BuildOptions:
     datasette_url: str | None = None
     alerts_state: Path | None = None  # `sitegen alerts` state file: firing alerts go on the overview
     sources: Sources = Sources()  # keys.db, the gateway budget, report.breakdowns
+    cache_dir: Path | None = None  # the report cache's folder; None: this build only, in memory
+    rollups: bool = True  # False: every table from the raw rows (--no-rollups)
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,15 @@ def build_site(options: BuildOptions, clock: Clock, progress: Progress) -> Build
     plan = site_plan(options.sources.breakdowns)
     conn = open_readonly(options.db)
     try:
-        reader = Reader(conn, clock, sources=options.sources)
+        cache = locate(conn, options.db, options.cache_dir) if options.cache_dir else None
+        reader = Reader(conn, clock, sources=options.sources, cache=cache, rollups=options.rollups)
         extent = reader.extent()
         progress.stage(f"querying {len(plan.tables)} tables over {extent['requests']:,} logged requests")
         tables: dict[str, Table] = {}
         for i, spec in enumerate(plan.tables, 1):
             progress.step(i, len(plan.tables), spec.name)
             tables[spec.name] = reader.table(spec)
+        reader.finish()
     finally:
         conn.close()
 
@@ -67,6 +72,7 @@ def build_site(options: BuildOptions, clock: Clock, progress: Progress) -> Build
         specs=specs,
         datasette_url=options.datasette_url,
         alerts=active_alerts(options.alerts_state) if options.alerts_state else [],
+        notices=reader.notices,
     )
     with staging(options.out) as tmp:
         progress.stage(f"writing {len(plan.pages)} pages, data files and assets")

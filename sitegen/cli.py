@@ -18,6 +18,7 @@ from . import entry
 from .alerts.cli import add_alerts
 from .alerts.state import default_state_path
 from .build import BuildOptions, build_site
+from .cache import default_dir
 from .data import Clock
 from .progress import Progress
 from .sources import Sources
@@ -31,7 +32,12 @@ secrets) and the deployments added at run time.
 
 The database is opened read-only. The site is built in a temporary folder next to --out and
 swapped in at the end, so a failed build leaves the published site as it was.
-Set SOURCE_DATE_EPOCH to fix "now" (identical files for the same database).
+Set SOURCE_DATE_EPOCH to fix "now" (identical files for the same database); the windows end
+just after it, so a request logged in that very second is in.
+
+On a log with hourly rollups the long windows come from the report's cache of hourly
+aggregates (--cache-dir): a build reads the rows logged since the last build, not the whole
+history. The cache is safe to delete; it is never mixed with another or a restored database.
 
 examples:
   python -m sitegen build
@@ -71,6 +77,13 @@ def build_sources(path: Path | None, db: Path, keys_db: Path | None) -> Sources:
     )
 
 
+def cache_folder(args: argparse.Namespace, report: ReportSettings) -> Path | None:
+    """--cache-dir, else report.cache_dir, else the user's cache folder; None with --no-cache."""
+    if args.no_cache:
+        return None
+    return args.cache_dir or (Path(report.cache_dir) if report.cache_dir else default_dir())
+
+
 def _build(args: argparse.Namespace) -> int:
     config_path = find_config(args.config)
     report = report_settings(config_path)
@@ -81,6 +94,8 @@ def _build(args: argparse.Namespace) -> int:
         datasette_url=args.datasette_url or report.datasette_url,
         alerts_state=alerts_state_file(config_path) or default_state_path(args.db),
         sources=build_sources(config_path, args.db, args.keys_db),
+        cache_dir=cache_folder(args, report),
+        rollups=not args.no_rollups,
     )
     progress = Progress(quiet=args.quiet)
     result = build_site(options, Clock.from_environment(), progress)
@@ -108,6 +123,14 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--title", help="site title (default: report.title of the config)")
     p.add_argument("--datasette-url", help="link tables to this Datasette (default: "
                    "report.datasette_url of the config)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="the report cache's folder (default: report.cache_dir of the config, "
+                   "else $XDG_CACHE_HOME/shin-report or ~/.cache/shin-report)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="keep no cache: this build computes its aggregates in memory")
+    p.add_argument("--no-rollups", action="store_true",
+                   help="read every table from the raw rows, as on a log without rollups "
+                   "(exact percentiles; slow on a big log)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_build)
 

@@ -128,6 +128,7 @@ class SiteContext:
     datasette_url: str | None = None
     alerts: list[dict[str, object]] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # how the tables were read (data.Reader)
 
     def columns(self, table: str, keys: list[str]) -> list[Column]:
         """Some of a table's columns, in the order given."""

@@ -168,3 +168,12 @@ def gateway_log(tmp_path: Path) -> Any:
     yield log
     log.stop()
 
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _report_cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Reports built through the CLI keep their cache (sitegen/cache.py) out of ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    patch.undo()

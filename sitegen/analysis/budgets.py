@@ -29,6 +29,7 @@ from urllib.parse import quote
 from proxy.config import parse_duration
 from proxy.errors import ConfigError
 
+from .. import views
 from ..errors import Unavailable
 
 if TYPE_CHECKING:
@@ -141,7 +142,16 @@ def _rates(reader: Reader, budgets: list[BudgetRow]) -> dict[tuple[tuple[str, st
     now = reader.clock.now
     params = {"start": reader.stamp(now - timedelta(days=RATE_DAYS)), "end": reader.stamp(now)}
     rates: dict[tuple[tuple[str, str], ...], float] = defaultdict(float)
-    for columns in sorted({tuple(c for c, _ in b.match) for b in budgets}):
+    wanted = sorted({tuple(c for c, _ in b.match) for b in budgets})
+    if reader.rollups:  # key, user and team spend from the report cache (one read)
+        who = reader.aggregates.counters(views.WHO, now - timedelta(days=RATE_DAYS), now)
+        for columns in wanted:
+            for r in who:
+                key = tuple((c, str(r[c])) for c in columns if r[c] is not None)
+                if len(key) == len(columns):
+                    rates[key] += float(r["cost"] or 0) / RATE_DAYS  # type: ignore[arg-type]
+        return rates
+    for columns in wanted:
         if not columns:
             rates[()] = float(reader.query(SPEND_SQL, params)[0]["cost"]) / RATE_DAYS
         elif set(columns) <= reader.columns:

@@ -98,7 +98,7 @@ def _period(segments: dict[tuple[str, int], series.Segment],
     for (model, segment), totals in segments.items():
         if segment in wanted and totals.costed:
             requests[model] += totals.costed
-            cost[model] += totals.cost
+            cost[model] += totals.cost if totals.costed_cost is None else totals.costed_cost
     return {m: (requests[m], _usd(cost[m])) for m in requests}
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from .. import views
+from ..aggregates import value_at
 from .robust import rank
 
 if TYPE_CHECKING:
@@ -108,6 +110,9 @@ class Segment:
     tokens: int
     errors: int
     reached: int
+    #: Cost of the costed requests, when it was counted apart (the report cache does: the
+    #: rollups' cost may include pruned hours the cache counted no costed request for).
+    costed_cost: float | None = None
 
 
 def _empty(first: datetime, step: timedelta, count: int, fmt: str, now: datetime) -> list[Bucket]:
@@ -150,7 +155,55 @@ def _scan(reader: Reader) -> tuple[list[Bucket], dict[tuple[str, int], Segment]]
                      for k, v in sorted(totals.items())}
 
 
+def _scan_aggregated(reader: Reader) -> tuple[list[Bucket], dict[tuple[str, int], Segment]]:
+    """As _scan, from the report cache (sitegen/aggregates.py): per segment of `boundaries`,
+    its days by model; whole days and hours from the cache, the partial hours from the rows."""
+    now = reader.clock.now
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = midnight - (DAYS - 1) * timedelta(days=1)
+    buckets = _empty(first, timedelta(days=1), DAYS, "%Y-%m-%d", now)
+    by_label = {b.label: b for b in buckets}
+    marks = boundaries(now)
+    cuts = sorted({first, now} | {m for m in marks if first < m < now})
+    totals: dict[tuple[str, int], list[float | int]] = {}
+    for start, end in zip(cuts, cuts[1:], strict=False):
+        segment = max((i for i, m in enumerate(marks) if m <= start), default=-1)
+        costed = {(r["slot"], r["model"]): r
+                  for r in reader.aggregates.counters(views.COSTED, start, end, "day")}
+        for row in reader.aggregates.counters(views.MODEL, start, end, "day"):
+            b = by_label[str(row["slot"])]
+            b.requests += int(row["requests"])  # type: ignore[call-overload]
+            b.errors += int(row["errors"] or 0)  # type: ignore[call-overload]
+            b.cost += float(row["cost"] or 0.0)  # type: ignore[arg-type]
+            b.reached += int(row["reached"] or 0)  # type: ignore[call-overload]
+            c = costed.get((row["slot"], row["model"]), {})
+            acc = totals.setdefault((str(row["model"]), segment), [0, 0, 0.0, 0, 0, 0, 0.0])
+            acc[0] += int(row["requests"])  # type: ignore[call-overload]
+            acc[1] += int(c.get("costed") or 0)  # type: ignore[call-overload]
+            acc[2] += float(row["cost"] or 0.0)  # type: ignore[arg-type]
+            acc[3] += int(row["total_tokens"] or 0)  # type: ignore[call-overload]
+            acc[4] += int(row["errors"] or 0)  # type: ignore[call-overload]
+            acc[5] += int(row["reached"] or 0)  # type: ignore[call-overload]
+            acc[6] += float(c.get("costed_cost") or 0.0)  # type: ignore[arg-type]
+    return buckets, {k: Segment(int(v[0]), int(v[1]), v[2], int(v[3]), int(v[4]), int(v[5]), v[6])
+                     for k, v in sorted(totals.items())}
+
+
+def _p95_aggregated(reader: Reader, buckets: list[Bucket], slot: str) -> None:
+    """p95 latency of each bucket from the latency histogram (all models together)."""
+    wanted = [b for b in buckets if b.requests >= MIN_REQUESTS and b.reached]
+    if not wanted:
+        return
+    found = reader.aggregates.histograms(views.LATENCY_ALL, wanted[0].start, wanted[-1].end, slot)
+    for b in wanted:
+        b.p95_latency = value_at(found.get((b.label,), []), 95)
+
+
 def _p95(reader: Reader, buckets: list[Bucket]) -> None:
+    if reader.rollups:
+        if buckets:
+            _p95_aggregated(reader, buckets, "hour" if " " in buckets[0].label else "day")
+        return
     from_top = LATENCY_FROM_TOP.format(reached=reached(reader))
     for b in buckets:
         if b.requests >= MIN_REQUESTS and b.reached:
@@ -161,7 +214,8 @@ def _p95(reader: Reader, buckets: list[Bucket]) -> None:
 
 
 def _scanned(reader: Reader) -> tuple[list[Bucket], dict[tuple[str, int], Segment]]:
-    return reader.memo("day_model_segment", lambda: _scan(reader))  # type: ignore[no-any-return]
+    scan = _scan_aggregated if reader.rollups else _scan
+    return reader.memo("day_model_segment", lambda: scan(reader))  # type: ignore[no-any-return]
 
 
 def daily(reader: Reader, latency_days: int) -> list[Bucket]:
@@ -187,11 +241,20 @@ def hourly(reader: Reader) -> list[Bucket]:
         first = now.replace(minute=0, second=0, microsecond=0) - (HOURS - 1) * hour
         buckets = _empty(first, hour, HOURS, "%Y-%m-%d %H:00:00", now)
         by_label = {b.label: b for b in buckets}
-        sql = HOURLY_TOTALS.format(reached=reached(reader))
-        for row in reader.query(sql, {"start": reader.stamp(first), "end": reader.stamp(now)}):
-            b = by_label[str(row["bucket"])]
-            b.requests, b.errors = int(row["requests"]), int(row["errors"] or 0)
-            b.cost, b.reached = float(row["cost"] or 0.0), int(row["reached"] or 0)
+        if reader.rollups:
+            found = reader.aggregates.counters(views.MODEL, first, now, "hour")
+            for row in found:
+                b = by_label[str(row["slot"])]
+                b.requests += int(row["requests"])  # type: ignore[call-overload]
+                b.errors += int(row["errors"] or 0)  # type: ignore[call-overload]
+                b.cost += float(row["cost"] or 0.0)  # type: ignore[arg-type]
+                b.reached += int(row["reached"] or 0)  # type: ignore[call-overload]
+        else:
+            sql = HOURLY_TOTALS.format(reached=reached(reader))
+            for row in reader.query(sql, {"start": reader.stamp(first), "end": reader.stamp(now)}):
+                b = by_label[str(row["bucket"])]
+                b.requests, b.errors = int(row["requests"]), int(row["errors"] or 0)
+                b.cost, b.reached = float(row["cost"] or 0.0), int(row["reached"] or 0)
         _p95(reader, buckets)
         return buckets
 

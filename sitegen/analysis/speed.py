@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import views
+from ..aggregates import Bins, value_at
 from . import series
 from .robust import rank
 
@@ -87,12 +89,18 @@ OVERHEAD_DAYS = 14
 def gateway_overhead_rows(reader: Reader, spec: TableDef, bounds: dict[str, str]) -> list[dict[str, object]]:
     """Per day of the last 14: overhead p50 and p99 beside the requests' own p95 latency."""
     rows = []
-    for day in series.daily(reader, OVERHEAD_DAYS)[-OVERHEAD_DAYS:]:
+    days = series.daily(reader, OVERHEAD_DAYS)[-OVERHEAD_DAYS:]
+    histograms: dict[tuple[object, ...], Bins] = {}
+    if reader.rollups:  # the report cache's histogram of gateway time, by day
+        histograms = reader.aggregates.histograms(views.OVERHEAD, days[0].start, days[-1].end, "day")
+    for day in days:
         row: dict[str, object] = {"date": day.label, "requests": day.reached,
                                   "overhead_p50": None, "overhead_p99": None,
                                   "latency_p95": day.p95_latency}
         for p in (50, 99):
-            if day.reached:
+            if reader.rollups:
+                row[f"overhead_p{p}"] = value_at(histograms.get((day.label,), []), p, 6)
+            elif day.reached:
                 found = reader.query(OVERHEAD_FROM_TOP, {
                     "start": reader.stamp(day.start), "end": reader.stamp(day.end),
                     "offset": day.reached - rank(p, day.reached)})
