@@ -32,6 +32,7 @@ PERCENTILES: dict[str, dict[str, int]] = {
     "gateway_overhead": {"overhead_p50": 6, "overhead_p99": 6, "latency_p95": 4},
     "by_project": {"p95_latency": 4},
     "by_tags": {"p95_latency": 4},
+    "model_stats": {"p50": 4, "p95": 4, "ttft_p50": 4, "ttft_p95": 4},
 }
 #: Columns computed from percentiles (a change, a threshold): not comparable one by one.
 DERIVED = {"period_summary": {"p95_latency_change"}}

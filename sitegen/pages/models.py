@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,22 +21,15 @@ import yaml
 from proxy.accounting.pricing import CONFIG, PRICED, resolve_price
 from proxy.config import ENV_PREFIX, parse_config
 from proxy.errors import ConfigError
-from proxy.logdb.rollups import (
-    HISTOGRAM_BY_MODEL,
-    METRIC_LATENCY,
-    METRIC_TTFT,
-    has_rollups,
-    percentile,
-)
 from proxy.routing.info import per_token
 from proxy.routing.providers import public_api_base, resolve_provider
 from proxy.routing.target import deployment_id
 from proxy.settings import Deployment
 
+from ..aggregates import model_stats
 from ..catalogue import Column, TableDef, Window
 from ..errors import Unavailable
-from ..queries import LATENCY_POPULATION, REACHED_UPSTREAM
-from .sources import hour_of, keys_db, tables_of
+from .sources import keys_db, tables_of
 
 if TYPE_CHECKING:
     from ..data import Reader
@@ -51,27 +43,6 @@ INFO_SHOWN = ("id", "mode", "base_model", "access_groups")
 WINDOWS = (1, 7, 30)
 MODELS_SQL = "SELECT model_id, model_name, litellm_params, model_info, origin, enabled FROM models"
 
-RAW_TOTALS = """
-SELECT model, COUNT(*) AS requests, SUM(total_tokens) AS tokens, SUM(cost) AS cost,
-       SUM(status_code >= 400) AS errors
-FROM request_log WHERE timestamp >= :start AND timestamp < :end GROUP BY model
-"""
-ROLLUP_TOTALS = """
-SELECT model, SUM(requests) AS requests, SUM(total_tokens) AS tokens, SUM(cost) AS cost,
-       SUM(errors) AS errors
-FROM rollup_hourly WHERE hour >= :since AND hour <= :until GROUP BY model
-"""
-RAW_LATENCIES = f"""
-SELECT model, latency FROM {LATENCY_POPULATION}
-WHERE timestamp >= :start AND timestamp < :end AND {REACHED_UPSTREAM}
-ORDER BY model, latency
-"""
-RAW_TTFT = """
-SELECT model, time_to_first_token AS latency FROM request_log
-WHERE timestamp >= :start AND timestamp < :end AND time_to_first_token IS NOT NULL
-  AND upstream_latency IS NOT NULL
-ORDER BY model, latency
-"""
 #: The newest failure per model in the window: bare columns come from the MAX(timestamp) row.
 LAST_ERROR = """
 SELECT model, MAX(timestamp) AS last_error, status_code, {error_type} AS error_type,
@@ -209,48 +180,20 @@ def _stored_models(reader: Reader) -> list[Any]:
 
 
 def stats_rows(reader: Reader, spec: TableDef, bounds: dict[str, str]) -> list[dict[str, object]]:
-    """Per model and window: requests, tokens, cost, error rate, latency and TTFT p50/p95."""
-    now = reader.clock.now
-    rollups = has_rollups(reader.conn)
+    """Per model and window: requests, tokens, cost, error rate, latency and TTFT p50/p95 — from
+    the report's aggregates (rollups and its cache: whole hours, the edges from raw rows), so
+    the page costs the same at any size of log; exact percentiles on a log without rollups."""
     rows = []
     for days in WINDOWS:
-        start = now - timedelta(days=days)
-        window = {"start": reader.stamp(start), "end": reader.stamp(now)}
-        if rollups and days > 1:  # long windows: whole hours from the rollups
-            hours = {"since": hour_of(start), "until": hour_of(now)}
-            totals = reader.rows(ROLLUP_TOTALS, hours)
-            latency = _histograms(reader, METRIC_LATENCY, hours["since"])
-            ttft = _histograms(reader, METRIC_TTFT, hours["since"])
-        else:
-            totals = reader.rows(RAW_TOTALS, window)
-            latency = _sorted(reader, RAW_LATENCIES, window)
-            ttft = _sorted(reader, RAW_TTFT, window) if {"time_to_first_token", "upstream_latency"} <= reader.columns else {}
-        for t in totals:
-            model, requests = t["model"], int(t["requests"])
-            lat, first = latency.get(model), ttft.get(model)
+        label = f"{days} day{'s' if days > 1 else ''}"
+        for r in model_stats(reader, days):
             rows.append({
-                "model": model, "window": f"{days} day{'s' if days > 1 else ''}", "requests": requests,
-                "tokens": int(t["tokens"] or 0), "cost": round(float(t["cost"] or 0.0), 6),
-                "error_rate": round(100.0 * int(t["errors"] or 0) / requests, 2) if requests else None,
-                "p50": lat(50) if lat else None, "p95": lat(95) if lat else None,
-                "ttft_p50": first(50) if first else None, "ttft_p95": first(95) if first else None,
+                "model": r["model"], "window": label, "requests": r["requests"], "tokens": r["tokens"],
+                "cost": r["cost"], "error_rate": r["error_rate"],
+                **{k: _round(r[k]) for k in ("p50", "p95", "ttft_p50", "ttft_p95")},  # type: ignore[arg-type]
             })
-    order = {w: i for i, w in enumerate(("1 day", "7 days", "30 days"))}
+    order = {f"{d} day{'s' if d > 1 else ''}": i for i, d in enumerate(WINDOWS)}
     return sorted(rows, key=lambda r: (str(r["model"]), order[str(r["window"])]))
-
-
-def _histograms(reader: Reader, metric: str, since: str) -> dict[str, Any]:
-    bins: dict[str, list[tuple[int, int, float]]] = {}
-    for r in reader.rows(HISTOGRAM_BY_MODEL, {"metric": metric, "since": since}):
-        bins.setdefault(r["model"], []).append((r["bucket"], r["requests"], r["max_value"]))
-    return {m: (lambda p, b=b: _round(percentile(b, p))) for m, b in bins.items()}
-
-
-def _sorted(reader: Reader, sql: str, window: dict[str, str]) -> dict[str, Any]:
-    values: dict[str, list[float]] = {}
-    for r in reader.rows(sql, window):
-        values.setdefault(r["model"], []).append(float(r["latency"]))
-    return {m: (lambda p, v=v: _round(v[max(1, (p * len(v) + 99) // 100) - 1])) for m, v in values.items()}
 
 
 def _round(value: float | None) -> float | None:
@@ -284,8 +227,9 @@ TABLES = (
         C("p50", "Latency p50", "sec"), C("p95", "Latency p95", "sec"),
         C("ttft_p50", "First token p50", "sec"), C("ttft_p95", "First token p95", "sec"),
     ), WINDOW, "Latency and first-token percentiles count the requests that reached an upstream "
-       "(nearest rank). The 7- and 30-day windows come from the hourly rollups when the log has "
-       "them: whole UTC hours, percentiles within 10 % (one histogram bucket).",
+       "(nearest rank). Whole hours come from the hourly rollups and the report's cache when the "
+       "log has them (percentiles then within 10 %, one histogram bucket), the edges of each "
+       "window from the rows themselves.",
         compute=stats_rows, show_rows=150),
     TableDef("model_last_errors", "Last error by model", "", (
         C("model", "Model"), C("last_error", "Last error (UTC)", "ts"), C("status_code", "Status", "code"),
