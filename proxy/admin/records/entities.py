@@ -14,6 +14,25 @@ from typing import Any, ClassVar
 from .base import END_USER, MEMBER, TEAM, TIER, USER, iso, member_ident
 
 
+def _budget_and_limits(rec: UserRecord | TeamRecord) -> dict[str, Any]:
+    """The fields users and teams share in LiteLLM's rows: models, budget, limits, state."""
+    return {
+        "models": list(rec.models),
+        "spend": rec.spend,
+        "max_budget": rec.max_budget,
+        "soft_budget": rec.soft_budget,
+        "budget_duration": rec.budget_duration,
+        "budget_reset_at": iso(rec.budget_reset_at),
+        "rpm_limit": rec.rpm_limit,
+        "tpm_limit": rec.tpm_limit,
+        "max_parallel_requests": rec.max_parallel_requests,
+        "metadata": rec.metadata,
+        "blocked": rec.blocked,
+        "created_at": iso(rec.created_at),
+        "updated_at": iso(rec.updated_at),
+    }
+
+
 @dataclass(slots=True, eq=False)
 class UserRecord:
     KIND: ClassVar[str] = USER
@@ -54,19 +73,7 @@ class UserRecord:
             "user_email": self.user_email,
             "user_role": self.user_role,
             "teams": teams or [],
-            "models": list(self.models),
-            "spend": self.spend,
-            "max_budget": self.max_budget,
-            "soft_budget": self.soft_budget,
-            "budget_duration": self.budget_duration,
-            "budget_reset_at": iso(self.budget_reset_at),
-            "rpm_limit": self.rpm_limit,
-            "tpm_limit": self.tpm_limit,
-            "max_parallel_requests": self.max_parallel_requests,
-            "metadata": self.metadata,
-            "blocked": self.blocked,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
+            **_budget_and_limits(self),
         }
 
 
@@ -107,23 +114,11 @@ class TeamRecord:
             **self.extras,
             "team_id": self.team_id,
             "team_alias": self.team_alias,
-            "models": list(self.models),
-            "spend": self.spend,
-            "max_budget": self.max_budget,
-            "soft_budget": self.soft_budget,
-            "budget_duration": self.budget_duration,
-            "budget_reset_at": iso(self.budget_reset_at),
-            "rpm_limit": self.rpm_limit,
-            "tpm_limit": self.tpm_limit,
-            "max_parallel_requests": self.max_parallel_requests,
-            "metadata": self.metadata,
-            "blocked": self.blocked,
             "model_aliases": self.model_aliases or None,
             "admins": [m.user_id for m in members if m.role == "admin"],
             "members": [m.user_id for m in members],
             "members_with_roles": [m.member() for m in members],
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
+            **_budget_and_limits(self),
         }
 
 
