@@ -171,22 +171,17 @@ class RequestLogger:
         return text[: self.max_stored_chars] + "…[truncated]"
 
     def _access_line(self, ex: Exchange, record: RequestRecord) -> None:
-        level = logging.ERROR if ex.status >= 500 else logging.WARNING if ex.status >= 400 else logging.INFO
+        status = ex.status
+        level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
         if not access_log.isEnabledFor(level):
             return
+        error = f" error={ex.error_type}: {one_line(ex.error_message or '')}" if ex.error_type else ""
+        # Formatted here, once, rather than by logging's %-operator: the same text.
         access_log.log(
             level,
-            "%s model=%s status=%d latency=%.3fs cost=%.6f tokens=%d stream=%s key=%s request_id=%s%s",
-            ex.endpoint,
-            one_line(ex.model),
-            ex.status,
-            record.latency,
-            record.cost,
-            record.total_tokens,
-            "true" if ex.stream else "false",
-            one_line(record.key_alias or "-"),
-            ex.request_id,
-            f" error={ex.error_type}: {one_line(ex.error_message or '')}" if ex.error_type else "",
+            f"{ex.endpoint} model={one_line(ex.model)} status={int(status)} latency={record.latency:.3f}s "
+            f"cost={record.cost:.6f} tokens={int(record.total_tokens)} stream={'true' if ex.stream else 'false'} "
+            f"key={one_line(record.key_alias or '-')} request_id={ex.request_id}{error}",
             extra={"fields": self._json_fields(ex, record)} if self.json_logs else None,
         )
 
