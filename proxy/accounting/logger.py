@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 
 from ..errors import CLIENT_CLOSED, SHUTDOWN_CANCELLED
 from ..logdb.record import RequestRecord, utc_timestamp
@@ -162,7 +162,7 @@ class RequestLogger:
     def _stored_messages(self, body: dict) -> str | None:
         for key in ("messages", "prompt", "input"):
             if key in body:
-                return self._cap(_json(body[key], ensure_ascii=False))
+                return self._cap(_json(body[key]))
         return None
 
     def _cap(self, text: str | None) -> str | None:
@@ -201,10 +201,17 @@ def one_line(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def _json(value: object, **options: bool) -> str | None:
+#: json.dumps(value, ensure_ascii=False, default=str) without building an encoder per call
+#: (its text exactly; no circular-reference check: parsed JSON has no cycles).
+_STORED_TEXT = c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True)
+
+
+def _json(value: object) -> str | None:
     """Client JSON as stored text; None for what cannot be written back (nested too deeply)."""
     try:
-        return json.dumps(value, default=str, **options)
+        if isinstance(value, str):
+            return encode_basestring(value)
+        return "".join(_STORED_TEXT(value, 0))
     except (ValueError, RecursionError):
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -49,7 +50,7 @@ class Target:
     def model_name(self) -> str:
         return self.deployment.model_name
 
-    @property
+    @functools.cached_property  # every request's row names it
     def public_api_base(self) -> str:
         """api_base as it may be shown: no credentials, no query."""
         return public_api_base(self.api_base)
