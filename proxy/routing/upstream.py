@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from .. import jsonio
 from ..accounting.exchange import Exchange
 from ..errors import BadRequest, GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from .cooldowns import counts_against_deployment
@@ -67,9 +68,11 @@ def client_wants_usage(body: dict[str, Any] | None) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage: bool) -> bytes:
+def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage: bool,
+                     *, read_fast: bool = False) -> bytes:
     """The body sent upstream: the client's, with the upstream model name and the deployment's
-    default request parameters where the client set none."""
+    default request parameters where the client set none. `read_fast`: orjson read the body
+    (jsonio), so orjson may write it."""
     payload = {**target.default_params, **(body or {})} if target.default_params else dict(body or {})
     payload["model"] = target.upstream_model
     payload.pop("metadata", None)  # LiteLLM's own fields, never forwarded
@@ -78,7 +81,7 @@ def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage:
         options = payload.get("stream_options")
         payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
     try:
-        return json.dumps(payload).encode("utf-8")
+        return jsonio.dumps(payload, read_by_orjson=read_fast and target.default_params_plain)
     except RecursionError:  # parsed, but too deep to write back out from further down the stack
         raise BadRequest("Request body is nested too deeply.", code="invalid_json") from None
 
@@ -142,7 +145,7 @@ async def _post(
         if stream
         else aiohttp.ClientTimeout(total=target.timeout)
     )
-    body = upstream_payload(ex.body, target, include_usage)
+    body = upstream_payload(ex.body, target, include_usage, read_fast=ex.body_read_fast)
     # upstream_started says a provider has the request (Exchange.billable, the latency
     # percentiles): a connection that never opened puts back what an earlier attempt left.
     earlier, ex.upstream_started = ex.upstream_started, time.perf_counter()
