@@ -74,12 +74,15 @@ class Admission:
                     f"End user `{end_user.user_id}` is blocked (POST /end_user/unblock to allow it).",
                     param="user",
                 )
-            self._check(end_user, now, scope=f"End User={end_user.user_id}")
+            if self._over(end_user, now):
+                budgets.check(end_user, scope=f"End User={end_user.user_id}")
 
         principal = ex.principal
         key = self.registry.keys.get(principal.key_hash) if principal and principal.key_hash else None
         if key is not None:
-            self._check(key, now, suffix=f" (key `{key.label}`)", cap=key.effective_max_budget(now))
+            cap = key.effective_max_budget(now)
+            if self._over(key, now, cap):
+                budgets.check(key, suffix=f" (key `{key.label}`)", cap=cap)
             _enforce_params(key, ex.body or {})
             subjects.append(subject(key, "key"))
             subjects.extend(_model_limits(key, ex.model))
@@ -87,13 +90,15 @@ class Admission:
             team = self.registry.teams.get(key.team_id) if key.team_id else None
             member = self.registry.member(key.team_id, key.user_id)
             if user is not None:
-                self._check(user, now, scope=f"User={user.user_id}")
+                if self._over(user, now):
+                    budgets.check(user, scope=f"User={user.user_id}")
                 subjects.append(subject(user, "user"))
             if team is not None:
-                self._check(team, now, scope=f"Team={team.team_id}")
+                if self._over(team, now):
+                    budgets.check(team, scope=f"Team={team.team_id}")
                 subjects.append(subject(team, "team"))
-            if member is not None:
-                self._check(member, now, scope=f"User={member.user_id} in Team={member.team_id}")
+            if member is not None and self._over(member, now):
+                budgets.check(member, scope=f"User={member.user_id} in Team={member.team_id}")
         if end_user is not None:
             subjects.append(subject(end_user, "end user"))
 
@@ -131,9 +136,13 @@ class Admission:
         ident = end_user_id(ex)
         return self.registry.end_users.get(ident) if ident else None
 
-    def _check(self, rec: Any, now: float, *, scope: str = "", suffix: str = "", cap: float | None = None) -> None:
+    def _over(self, rec: Any, now: float, cap: float | None = None) -> bool:
+        """Roll `rec`'s budget period; True when its spend reached its cap (`cap` overrides
+        max_budget): the caller then raises through budgets.check, which names the budget
+        (the message is only built for a refusal)."""
         self.book.roll(rec, Ref(rec.KIND, rec.ident), now)
-        budgets.check(rec, scope=scope, suffix=suffix, cap=cap)
+        cap = rec.max_budget if cap is None else cap
+        return cap is not None and rec.spend >= cap
 
 
 def _model_limits(key: KeyRecord, model: str) -> list[Subject]:

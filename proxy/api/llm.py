@@ -106,7 +106,7 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
         body = await upstream.read()
         ex.upstream_finished = time.perf_counter()
         content_type = upstream.headers.get("Content-Type", "application/json")
-        capture_upstream(ex, upstream.headers)
+        capture_upstream(ex, upstream.raw_headers)
     _account_response(ex, body, kind)
     ex.status = 200
     app[REQUEST_LOGGER].price(ex)

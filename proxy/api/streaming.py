@@ -163,7 +163,7 @@ async def relay_stream(
     response: web.StreamResponse | None = None
     try:
         async with open_model(session, ex, router, path, stream=True, include_usage=True) as upstream:
-            capture_upstream(ex, upstream.headers)
+            capture_upstream(ex, upstream.raw_headers)
             response = web.StreamResponse(
                 status=200,
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **stream_headers(ex)},

@@ -8,6 +8,7 @@ was refused on content policy (the matching fallbacks apply), or the request its
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -140,11 +141,7 @@ async def _post(
     session: aiohttp.ClientSession, ex: Exchange, target: Target, path: str, *, stream: bool,
     include_usage: bool,
 ) -> aiohttp.ClientResponse:
-    timeout = (
-        aiohttp.ClientTimeout(total=None, sock_connect=target.timeout, sock_read=target.stream_timeout)
-        if stream
-        else aiohttp.ClientTimeout(total=target.timeout)
-    )
+    timeout = _client_timeout(stream, target.timeout, target.stream_timeout)
     body = upstream_payload(ex.body, target, include_usage, read_fast=ex.body_read_fast)
     # upstream_started says a provider has the request (Exchange.billable, the latency
     # percentiles): a connection that never opened puts back what an earlier attempt left.
@@ -173,6 +170,15 @@ async def _post(
         raise AttemptFailed(UpstreamUnreachable(
             f"Upstream for model `{ex.model}` failed: {type(exc).__name__}."
         ), DEPLOYMENT, "unreachable") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(stream: bool, timeout: float, stream_timeout: float) -> aiohttp.ClientTimeout:
+    """A stream waits `stream_timeout` for each read; an answer `timeout` in all (frozen, so
+    shared by every request of a deployment)."""
+    if stream:
+        return aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=stream_timeout)
+    return aiohttp.ClientTimeout(total=timeout)
 
 
 async def _upstream_error(response: aiohttp.ClientResponse) -> UpstreamError:
