@@ -119,9 +119,16 @@ class Observations(_Pending):
 
     def apply(self) -> None:
         for values, entry in self._take():
-            child = self.child(values)
-            # Histogram.observe's own steps (its sum, then one bucket), a bucket at a time.
-            child._sum.inc(entry[0])
-            for i, count in enumerate(entry[1:]):
-                if count:
-                    child._buckets[i].inc(count)
+            self.add(values, entry, 0)
+
+    def add(self, values: tuple[str, ...], entry: list[float], at: int) -> None:
+        """Add observations to the child now: their sum at entry[at], then the count per
+        bucket (Histogram.observe's own steps, its sum and one bucket, a bucket at a time)."""
+        child = self.child(values)
+        child._sum.inc(entry[at])
+        buckets = child._buckets
+        at += 1
+        for i in range(len(buckets)):
+            count = entry[at + i]
+            if count:
+                buckets[i].inc(count)

@@ -24,6 +24,7 @@ from .labels import (
     DeploymentLabels,
     exception_class,
 )
+from .tally import RequestTally
 
 if TYPE_CHECKING:
     from ...accounting.exchange import Exchange
@@ -128,6 +129,8 @@ class RequestMetrics:
             "shin_in_flight_requests", "Admitted LLM requests not yet finished.", registry=registry,
             multiprocess_mode="livesum",  # serve --workers N: the running workers' sum
         ), batch)
+        #: complete()'s counters and histograms, summed per label combination (tally.py).
+        self.tally = RequestTally(self, batch, self.total_latency.bounds)
         values.preset("requested_model", [*router.model_names, *router.aliases])
         values.preset("model", [t.deployment.litellm_params.model for t in router.deployments()])
 
@@ -149,39 +152,13 @@ class RequestMetrics:
             who, requested = self.who(ex), self.requested_model(ex)
         model = self.values.get("model", record.upstream_model)
         status = record.status_code
-        self.total.inc((*who, requested, str(status), record.endpoint))
-        by_model = (*who, model)
-        self.requests.inc(by_model)
-        if status >= 400:
-            kind = exception_class(status, record.error_type)
-            self.failed.inc((*who, requested, str(status), kind, record.endpoint))
-            if admitted:
-                self.api_failed.inc(by_model)
-        if record.cost:
-            self.spend.inc(by_model, record.cost)
-        if record.total_tokens:
-            labels = (*by_model, requested)
-            self.total_tokens.inc(labels, record.total_tokens)
-            self.total_tokens_v1.inc(labels, record.total_tokens)
-            self.input_tokens.inc(labels, record.prompt_tokens)
-            self.output_tokens.inc(labels, record.completion_tokens)
-            if record.cached_tokens:
-                self.cached_tokens.inc(labels, record.cached_tokens)
-                self.cache_read_tokens.inc(labels, record.cached_tokens)
-            if record.reasoning_tokens:
-                self.reasoning_tokens.inc(labels, record.reasoning_tokens)
-        if record.upstream_latency is not None:  # it reached an upstream: time it
-            timed = (requested, model, *who[1:5])
-            self.total_latency.observe(timed, record.latency)
-            self.api_latency.observe(timed, record.upstream_latency)
-            if record.time_to_first_token is not None:
-                self.ttft.observe(timed, record.time_to_first_token)
-            if ex.target is not None:
-                name, model_id, api_base, provider = self.deployment(ex.target)
-                self.overhead.observe(
-                    (record.model_group or "", provider, api_base, name, model_id, who[1], who[2]),
-                    max(0.0, record.latency - record.upstream_latency),
-                )
+        kind = exception_class(status, record.error_type) if status >= 400 else None
+        timed = record.upstream_latency is not None
+        place = None
+        if timed and ex.target is not None:
+            name, model_id, api_base, provider = self.deployment(ex.target)
+            place = (record.model_group or "", provider, api_base, name, model_id)
+        self.tally.add((who, requested, model, status, record.endpoint, kind, admitted, timed, place), record)
         return who, requested
 
     # -- labels -----------------------------------------------------------------------------
