@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .schema import LOG_COLUMNS
 from .storable import INT64_MAX, INT64_MIN, storable
 
 
@@ -65,8 +66,13 @@ class RequestRecord:
 
     def as_row(self) -> dict[str, Any]:
         """The row to bind, every value storable (see storable.py): one bad value must not
-        cost a batch of other people's rows. Values that are storable as they are (ASCII
-        text, 64-bit integers, finite floats, None: nearly all) are only checked."""
+        cost a batch of other people's rows."""
+        return dict(zip(LOG_COLUMNS, self.as_values(), strict=True))
+
+    def as_values(self) -> tuple[Any, ...]:
+        """The row's values in LOG_COLUMNS order, every value storable (see as_row). Values
+        that are storable as they are (ASCII text, 64-bit integers, finite floats, None:
+        nearly all) are only checked."""
         values = _VALUES(self)
         fixed: list[Any] | None = None
         i = 0
@@ -82,9 +88,15 @@ class RequestRecord:
                     fixed = list(values)
                 fixed[i] = storable(value)
             i += 1
-        return dict(zip(_FIELD_NAMES, values if fixed is None else fixed, strict=True))
+        return values if fixed is None else tuple(fixed)
 
 
 # Computed once: dataclasses.fields() per row showed up in the writer thread's profile.
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RequestRecord))
-_VALUES = operator.attrgetter(*_FIELD_NAMES)
+assert set(_FIELD_NAMES) == set(LOG_COLUMNS), "RequestRecord's fields are the log's columns"
+_VALUES = operator.attrgetter(*LOG_COLUMNS)
+
+
+def row_dict(row: dict[str, Any] | tuple[Any, ...]) -> dict[str, Any]:
+    """A row as column → value (rows are tuples in LOG_COLUMNS order on the writer's way in)."""
+    return row if isinstance(row, dict) else dict(zip(LOG_COLUMNS, row, strict=True))
