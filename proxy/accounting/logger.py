@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -125,38 +126,40 @@ class RequestLogger:
             response = ex.error_message
         else:
             response = ex.response_text
+        # Positional, in RequestRecord's field order (_RECORD_FIELDS pins it): matching 31
+        # keywords cost four times the construction itself.
         return RequestRecord(
-            timestamp=utc_timestamp(ex.started_wall),
-            request_id=ex.request_id,
-            endpoint=ex.endpoint,
-            model=ex.model,
-            user_id=ex.user_id,
-            messages=self._stored_messages(body) if self.store_prompts else None,
-            response=self._cap(response) if (self.store_prompts or ex.status >= 400) else None,
-            prompt_tokens=u.prompt_tokens if u else 0,
-            completion_tokens=u.completion_tokens if u else 0,
-            total_tokens=u.total_tokens if u else 0,
-            cost=ex.cost or 0.0,
-            latency=round(ex.latency, 6),
-            status_code=ex.status,
-            stream=int(ex.stream),
-            key_hash=principal.key_hash if principal else None,
-            key_alias=principal.key_alias if principal else None,
-            team_id=principal.team_id if principal else None,
-            provider=target.provider if target else None,
-            upstream_model=target.deployment.litellm_params.model if target else None,
-            api_base=target.public_api_base if target else None,
-            time_to_first_token=_round(ex.time_to_first_token),
-            upstream_latency=_round(ex.upstream_latency),
-            error_type=ex.error_type,
-            cached_tokens=u.cached_tokens if u else 0,
-            reasoning_tokens=u.reasoning_tokens if u else 0,
-            tokens_estimated=int(bool(u and u.estimated)),
-            cost_status=ex.cost_status or NO_USAGE,
-            client_ip=ex.client_ip,
-            metadata=metadata_json(body, ex.tags_header),
-            model_group=ex.model_group,
-            attempts=ex.attempts,
+            utc_timestamp(ex.started_wall),  # timestamp
+            ex.request_id,  # request_id
+            ex.endpoint,  # endpoint
+            ex.model,  # model
+            ex.user_id,  # user_id
+            self._stored_messages(body) if self.store_prompts else None,  # messages
+            self._cap(response) if (self.store_prompts or ex.status >= 400) else None,  # response
+            u.prompt_tokens if u else 0,  # prompt_tokens
+            u.completion_tokens if u else 0,  # completion_tokens
+            u.total_tokens if u else 0,  # total_tokens
+            ex.cost or 0.0,  # cost
+            round(ex.latency, 6),  # latency
+            ex.status,  # status_code
+            int(ex.stream),  # stream
+            principal.key_hash if principal else None,  # key_hash
+            principal.key_alias if principal else None,  # key_alias
+            principal.team_id if principal else None,  # team_id
+            target.provider if target else None,  # provider
+            target.deployment.litellm_params.model if target else None,  # upstream_model
+            target.public_api_base if target else None,  # api_base
+            _round(ex.time_to_first_token),  # time_to_first_token
+            _round(ex.upstream_latency),  # upstream_latency
+            ex.error_type,  # error_type
+            u.cached_tokens if u else 0,  # cached_tokens
+            u.reasoning_tokens if u else 0,  # reasoning_tokens
+            int(bool(u and u.estimated)),  # tokens_estimated
+            ex.cost_status or NO_USAGE,  # cost_status
+            ex.client_ip,  # client_ip
+            metadata_json(body, ex.tags_header),  # metadata
+            ex.model_group,  # model_group
+            ex.attempts,  # attempts
         )
 
     def _stored_messages(self, body: dict) -> str | None:
@@ -193,6 +196,43 @@ class RequestLogger:
             "stream": ex.stream, "key_alias": record.key_alias, "request_id": ex.request_id,
             "error_type": ex.error_type,
         }
+
+
+#: RequestRecord's fields in the order _record passes them.
+_RECORD_FIELDS = (
+    "timestamp",
+    "request_id",
+    "endpoint",
+    "model",
+    "user_id",
+    "messages",
+    "response",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost",
+    "latency",
+    "status_code",
+    "stream",
+    "key_hash",
+    "key_alias",
+    "team_id",
+    "provider",
+    "upstream_model",
+    "api_base",
+    "time_to_first_token",
+    "upstream_latency",
+    "error_type",
+    "cached_tokens",
+    "reasoning_tokens",
+    "tokens_estimated",
+    "cost_status",
+    "client_ip",
+    "metadata",
+    "model_group",
+    "attempts",
+)
+assert _RECORD_FIELDS == tuple(f.name for f in dataclasses.fields(RequestRecord)), "update _record"
 
 
 def one_line(text: str) -> str:
