@@ -44,6 +44,10 @@ class Service:
         fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
+    def tree_cpu_seconds(self) -> float:
+        """utime + stime of the process and its children (nginx: the master and its worker)."""
+        return sum(_cpu_of(pid) for pid in (self.pid, *_descendants(self.pid)))
+
     def rss_bytes(self) -> int:
         statm = Path(f"/proc/{self.pid}/statm").read_text().split()
         return int(statm[1]) * PAGE_SIZE
@@ -64,6 +68,35 @@ class Service:
             self.process.kill()
             self.process.wait()
             raise BenchError(f"{self.name} did not exit within {timeout:g}s of SIGTERM") from None
+
+
+def _cpu_of(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from the parent ids in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def start(name: str, argv: list[str], log_path: Path, *, cwd: Path | None = None,

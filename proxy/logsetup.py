@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,12 +21,46 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FILE_ENCODING = {"encoding": "utf-8", "errors": "backslashreplace"}
 
 
+#: TEXT_FORMAT and its variants with a fixed text after the logger name (a worker's number).
+_PLAIN = re.compile(r"%\(asctime\)s %\(levelname\)s %\(name\)s([^%]*): %\(message\)s")
+
+
 class TextFormatter(logging.Formatter):
     """TEXT_FORMAT lines that any stream can encode: a lone surrogate from a request is
-    written as \\ud800 (the console's stream may be strict, e.g. under a test runner)."""
+    written as \\ud800 (the console's stream may be strict, e.g. under a test runner).
+
+    A line per request goes through here: the format's fields are filled in directly rather
+    than through Formatter.format's general machinery, and the date and time are formatted
+    once per second (the same text as logging.Formatter.formatTime)."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        plain = _PLAIN.fullmatch(fmt or "") if datefmt is None else None
+        self._after_name = plain.group(1) + ": " if plain else None
+        self._second = -1
+        self._second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None or self.converter is not time.localtime:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime(self.default_time_format, time.localtime(second))
+            self._second = second
+        return self.default_msec_format % (self._second_text, record.msecs)
+
+    def _plain(self, record: logging.LogRecord) -> str | None:
+        after = self._after_name
+        if after is None or record.exc_info or record.exc_text or record.stack_info:
+            return None
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        return f"{record.asctime} {record.levelname} {record.name}{after}{record.message}"
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = self._plain(record)
+        if line is None:
+            line = super().format(record)
         if line.isascii():
             return line
         try:
@@ -123,6 +159,11 @@ def configure_logging(general: GeneralSettings, litellm: LitellmSettings, *, log
         handler._shin = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+    # Fields no format of ours shows, which logging would otherwise find for every line (the
+    # caller's file and line: a walk up the stack; thread and process): the logging HOWTO's
+    # "Optimization" settings.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # aiohttp's own access log would duplicate our per-request line.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

@@ -55,6 +55,8 @@ class Exchange:
     principal: Principal | None = None
     model: str = ""
     body: dict[str, Any] | None = None
+    #: The body was parsed by orjson, so orjson may write it back out (jsonio).
+    body_read_fast: bool = False
     tags_header: str | None = None  # x-litellm-tags, merged into the logged metadata
     stream: bool = False
     target: Target | None = None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 
 from ..errors import CLIENT_CLOSED, SHUTDOWN_CANCELLED
 from ..logdb.record import RequestRecord, utc_timestamp
@@ -125,44 +126,46 @@ class RequestLogger:
             response = ex.error_message
         else:
             response = ex.response_text
+        # Positional, in RequestRecord's field order (_RECORD_FIELDS pins it): matching 31
+        # keywords cost four times the construction itself.
         return RequestRecord(
-            timestamp=utc_timestamp(ex.started_wall),
-            request_id=ex.request_id,
-            endpoint=ex.endpoint,
-            model=ex.model,
-            user_id=ex.user_id,
-            messages=self._stored_messages(body) if self.store_prompts else None,
-            response=self._cap(response) if (self.store_prompts or ex.status >= 400) else None,
-            prompt_tokens=u.prompt_tokens if u else 0,
-            completion_tokens=u.completion_tokens if u else 0,
-            total_tokens=u.total_tokens if u else 0,
-            cost=ex.cost or 0.0,
-            latency=round(ex.latency, 6),
-            status_code=ex.status,
-            stream=int(ex.stream),
-            key_hash=principal.key_hash if principal else None,
-            key_alias=principal.key_alias if principal else None,
-            team_id=principal.team_id if principal else None,
-            provider=target.provider if target else None,
-            upstream_model=target.deployment.litellm_params.model if target else None,
-            api_base=target.public_api_base if target else None,
-            time_to_first_token=_round(ex.time_to_first_token),
-            upstream_latency=_round(ex.upstream_latency),
-            error_type=ex.error_type,
-            cached_tokens=u.cached_tokens if u else 0,
-            reasoning_tokens=u.reasoning_tokens if u else 0,
-            tokens_estimated=int(bool(u and u.estimated)),
-            cost_status=ex.cost_status or NO_USAGE,
-            client_ip=ex.client_ip,
-            metadata=metadata_json(body, ex.tags_header),
-            model_group=ex.model_group,
-            attempts=ex.attempts,
+            utc_timestamp(ex.started_wall),  # timestamp
+            ex.request_id,  # request_id
+            ex.endpoint,  # endpoint
+            ex.model,  # model
+            ex.user_id,  # user_id
+            self._stored_messages(body) if self.store_prompts else None,  # messages
+            self._cap(response) if (self.store_prompts or ex.status >= 400) else None,  # response
+            u.prompt_tokens if u else 0,  # prompt_tokens
+            u.completion_tokens if u else 0,  # completion_tokens
+            u.total_tokens if u else 0,  # total_tokens
+            ex.cost or 0.0,  # cost
+            round(ex.latency, 6),  # latency
+            ex.status,  # status_code
+            int(ex.stream),  # stream
+            principal.key_hash if principal else None,  # key_hash
+            principal.key_alias if principal else None,  # key_alias
+            principal.team_id if principal else None,  # team_id
+            target.provider if target else None,  # provider
+            target.deployment.litellm_params.model if target else None,  # upstream_model
+            target.public_api_base if target else None,  # api_base
+            _round(ex.time_to_first_token),  # time_to_first_token
+            _round(ex.upstream_latency),  # upstream_latency
+            ex.error_type,  # error_type
+            u.cached_tokens if u else 0,  # cached_tokens
+            u.reasoning_tokens if u else 0,  # reasoning_tokens
+            int(bool(u and u.estimated)),  # tokens_estimated
+            ex.cost_status or NO_USAGE,  # cost_status
+            ex.client_ip,  # client_ip
+            metadata_json(body, ex.tags_header),  # metadata
+            ex.model_group,  # model_group
+            ex.attempts,  # attempts
         )
 
     def _stored_messages(self, body: dict) -> str | None:
         for key in ("messages", "prompt", "input"):
             if key in body:
-                return self._cap(_json(body[key], ensure_ascii=False))
+                return self._cap(_json(body[key]))
         return None
 
     def _cap(self, text: str | None) -> str | None:
@@ -171,22 +174,17 @@ class RequestLogger:
         return text[: self.max_stored_chars] + "…[truncated]"
 
     def _access_line(self, ex: Exchange, record: RequestRecord) -> None:
-        level = logging.ERROR if ex.status >= 500 else logging.WARNING if ex.status >= 400 else logging.INFO
+        status = ex.status
+        level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
         if not access_log.isEnabledFor(level):
             return
+        error = f" error={ex.error_type}: {one_line(ex.error_message or '')}" if ex.error_type else ""
+        # Formatted here, once, rather than by logging's %-operator: the same text.
         access_log.log(
             level,
-            "%s model=%s status=%d latency=%.3fs cost=%.6f tokens=%d stream=%s key=%s request_id=%s%s",
-            ex.endpoint,
-            one_line(ex.model),
-            ex.status,
-            record.latency,
-            record.cost,
-            record.total_tokens,
-            "true" if ex.stream else "false",
-            one_line(record.key_alias or "-"),
-            ex.request_id,
-            f" error={ex.error_type}: {one_line(ex.error_message or '')}" if ex.error_type else "",
+            f"{ex.endpoint} model={one_line(ex.model)} status={int(status)} latency={record.latency:.3f}s "
+            f"cost={record.cost:.6f} tokens={int(record.total_tokens)} stream={'true' if ex.stream else 'false'} "
+            f"key={one_line(record.key_alias or '-')} request_id={ex.request_id}{error}",
             extra={"fields": self._json_fields(ex, record)} if self.json_logs else None,
         )
 
@@ -200,16 +198,60 @@ class RequestLogger:
         }
 
 
+#: RequestRecord's fields in the order _record passes them.
+_RECORD_FIELDS = (
+    "timestamp",
+    "request_id",
+    "endpoint",
+    "model",
+    "user_id",
+    "messages",
+    "response",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost",
+    "latency",
+    "status_code",
+    "stream",
+    "key_hash",
+    "key_alias",
+    "team_id",
+    "provider",
+    "upstream_model",
+    "api_base",
+    "time_to_first_token",
+    "upstream_latency",
+    "error_type",
+    "cached_tokens",
+    "reasoning_tokens",
+    "tokens_estimated",
+    "cost_status",
+    "client_ip",
+    "metadata",
+    "model_group",
+    "attempts",
+)
+assert _RECORD_FIELDS == tuple(f.name for f in dataclasses.fields(RequestRecord)), "update _record"
+
+
 def one_line(text: str) -> str:
     """Client text as it may appear in a text log line: a model name with a newline in it
     must not forge a second line (grep would believe it)."""
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def _json(value: object, **options: bool) -> str | None:
+#: json.dumps(value, ensure_ascii=False, default=str) without building an encoder per call
+#: (its text exactly; no circular-reference check: parsed JSON has no cycles).
+_STORED_TEXT = c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, True)
+
+
+def _json(value: object) -> str | None:
     """Client JSON as stored text; None for what cannot be written back (nested too deeply)."""
     try:
-        return json.dumps(value, default=str, **options)
+        if isinstance(value, str):
+            return encode_basestring(value)
+        return "".join(_STORED_TEXT(value, 0))
     except (ValueError, RecursionError):
         return None
 

@@ -36,6 +36,8 @@ def merged_metadata(body: dict[str, Any] | None, tags_header: str | None) -> dic
     """The body's metadata with every tag of the request under `tags`; None when there is none."""
     body = body or {}
     raw = body.get("metadata")
+    if raw is None and not tags_header and "tags" not in body:
+        return None  # the common request: nothing to merge
     if isinstance(raw, dict):
         metadata: dict[str, Any] = dict(raw)
     elif raw in (None, "", [], {}):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the CLI imports this package without the gateway's runtime
 #: hook_state entry: the rate-limit subjects whose slots this request holds.
 HOOK_STATE = "admin.subjects"
 GLOBAL_SUFFIX = " (the gateway's litellm_settings.max_budget)"
+MAX_SUBJECTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,9 @@ class Admission:
         self.registry = registry
         self.book = book
         self.counter = counter
+        #: id(record) -> (record, its limits and label, its Subject): a request's subjects are
+        #: nearly always those of the request before; rebuilt when the record or its limits change.
+        self._subjects: dict[int, tuple[Any, tuple[Any, ...], Subject]] = {}
 
     async def admit(self, ex: Exchange) -> None:
         now = time.time()
@@ -74,28 +78,33 @@ class Admission:
                     f"End user `{end_user.user_id}` is blocked (POST /end_user/unblock to allow it).",
                     param="user",
                 )
-            self._check(end_user, now, scope=f"End User={end_user.user_id}")
+            if self._over(end_user, now):
+                budgets.check(end_user, scope=f"End User={end_user.user_id}")
 
         principal = ex.principal
         key = self.registry.keys.get(principal.key_hash) if principal and principal.key_hash else None
         if key is not None:
-            self._check(key, now, suffix=f" (key `{key.label}`)", cap=key.effective_max_budget(now))
+            cap = key.effective_max_budget(now)
+            if self._over(key, now, cap):
+                budgets.check(key, suffix=f" (key `{key.label}`)", cap=cap)
             _enforce_params(key, ex.body or {})
-            subjects.append(subject(key, "key"))
+            subjects.append(self._subject(key, "key"))
             subjects.extend(_model_limits(key, ex.model))
             user = self.registry.users.get(key.user_id) if key.user_id else None
             team = self.registry.teams.get(key.team_id) if key.team_id else None
             member = self.registry.member(key.team_id, key.user_id)
             if user is not None:
-                self._check(user, now, scope=f"User={user.user_id}")
-                subjects.append(subject(user, "user"))
+                if self._over(user, now):
+                    budgets.check(user, scope=f"User={user.user_id}")
+                subjects.append(self._subject(user, "user"))
             if team is not None:
-                self._check(team, now, scope=f"Team={team.team_id}")
-                subjects.append(subject(team, "team"))
-            if member is not None:
-                self._check(member, now, scope=f"User={member.user_id} in Team={member.team_id}")
+                if self._over(team, now):
+                    budgets.check(team, scope=f"Team={team.team_id}")
+                subjects.append(self._subject(team, "team"))
+            if member is not None and self._over(member, now):
+                budgets.check(member, scope=f"User={member.user_id} in Team={member.team_id}")
         if end_user is not None:
-            subjects.append(subject(end_user, "end user"))
+            subjects.append(self._subject(end_user, "end user"))
 
         held = [s for s in subjects if s.limited]
         if held:
@@ -131,9 +140,23 @@ class Admission:
         ident = end_user_id(ex)
         return self.registry.end_users.get(ident) if ident else None
 
-    def _check(self, rec: Any, now: float, *, scope: str = "", suffix: str = "", cap: float | None = None) -> None:
+    def _subject(self, rec: Any, what: str) -> Subject:
+        found = self._subjects.get(id(rec))
+        shape = (rec.rpm_limit, rec.tpm_limit, rec.max_parallel_requests, rec.ident, rec.label)
+        if found is not None and found[0] is rec and found[1] == shape:
+            return found[2]
+        if len(self._subjects) >= MAX_SUBJECTS:
+            self._subjects.clear()  # records replaced by updates: start over rather than grow
+        made = self._subjects[id(rec)] = (rec, shape, subject(rec, what))
+        return made[2]
+
+    def _over(self, rec: Any, now: float, cap: float | None = None) -> bool:
+        """Roll `rec`'s budget period; True when its spend reached its cap (`cap` overrides
+        max_budget): the caller then raises through budgets.check, which names the budget
+        (the message is only built for a refusal)."""
         self.book.roll(rec, Ref(rec.KIND, rec.ident), now)
-        budgets.check(rec, scope=scope, suffix=suffix, cap=cap)
+        cap = rec.max_budget if cap is None else cap
+        return cap is not None and rec.spend >= cap
 
 
 def _model_limits(key: KeyRecord, model: str) -> list[Subject]:

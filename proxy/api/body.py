@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import jsonio
 from ..accounting.exchange import Exchange
 from ..errors import BadRequest, PayloadTooLarge
 
@@ -71,10 +72,16 @@ def _too_large(limit_mb: float) -> PayloadTooLarge:
     )
 
 
-def parse_body(raw: bytes | bytearray) -> dict[str, Any]:
-    """The body as a JSON object, or BadRequest (400) saying what is wrong with it."""
+def parse_body(raw: bytes | bytearray) -> tuple[dict[str, Any], bool]:
+    """(the body as a JSON object, whether orjson read it — see jsonio), or BadRequest (400)
+    saying what is wrong with it."""
     if not raw.strip():
         raise BadRequest("Request body is empty: expected a JSON object.", code="invalid_json")
+    body = jsonio.loads(raw)
+    if body is not jsonio.NOT_READ:
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be a JSON object.", code="invalid_json")
+        return body, True
     try:
         # Strict UTF-8 (a BOM allowed): json.loads(bytes) would also take UTF-16 and, through
         # 'surrogatepass', bytes that encode a lone surrogate, which is not UTF-8 at all.
@@ -88,7 +95,7 @@ def parse_body(raw: bytes | bytearray) -> dict[str, Any]:
         raise BadRequest("Request body is nested too deeply.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object.", code="invalid_json")
-    return body
+    return body, False
 
 
 def model_from_prefix(prefix: bytes) -> str:

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -25,16 +25,25 @@ from ..errors import BudgetExceeded, GatewayError
 from ..server.accounts import ACCOUNTS
 
 RATELIMIT_PREFIX = "x-ratelimit-"
+_RATELIMIT_BYTES = RATELIMIT_PREFIX.encode()
 #: Gateway answers a client retry cannot improve: the gateway already tried every deployment
 #: and fallback it may (router_settings.num_retries, fallbacks), so a retry repeats all of it,
 #: and a 504's upstream may have done (and billed) the work.
 FINAL_STATUSES = frozenset({502, 503, 504})
 
 
-def capture_upstream(ex: Exchange, headers: Mapping[str, str]) -> None:
-    """Keep the answering upstream's x-ratelimit-* headers (for the client and /metrics)."""
-    found = {k.lower(): v for k, v in headers.items() if k.lower().startswith(RATELIMIT_PREFIX)}
-    ex.ratelimit = found or None
+def capture_upstream(ex: Exchange, raw_headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Keep the answering upstream's x-ratelimit-* headers (for the client and /metrics).
+
+    Read from the response's raw header lines (the last of a repeated name wins, names in lower
+    case, decoded as aiohttp decodes them): looking each up in its multidict cost more."""
+    found = None
+    for name, value in raw_headers:
+        if name[:12].lower() == _RATELIMIT_BYTES:
+            if found is None:
+                found = {}
+            found[name.lower().decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+    ex.ratelimit = found
 
 
 def stream_headers(ex: Exchange) -> dict[str, str]:

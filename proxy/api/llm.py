@@ -8,6 +8,7 @@ import time
 import aiohttp
 from aiohttp import web
 
+from .. import jsonio
 from ..accounting import usage as usage_mod
 from ..accounting.exchange import Exchange
 from ..accounting.tags import TAGS_HEADER
@@ -72,7 +73,7 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
         # so the failed-auth row still says which model was wanted
         ex.model = model_from_prefix(await read_prefix(request))
         raise
-    ex.body = parse_body(await read_body(request, ex, app[CONFIG].general.max_request_body_mb))
+    ex.body, ex.body_read_fast = parse_body(await read_body(request, ex, app[CONFIG].general.max_request_body_mb))
     model = ex.body.get("model")
     ex.model = model if isinstance(model, str) else ""  # the row names it even when refused
     validate(ex.body, kind)
@@ -105,7 +106,7 @@ async def handle_llm(request: web.Request) -> web.StreamResponse:
         body = await upstream.read()
         ex.upstream_finished = time.perf_counter()
         content_type = upstream.headers.get("Content-Type", "application/json")
-        capture_upstream(ex, upstream.headers)
+        capture_upstream(ex, upstream.raw_headers)
     _account_response(ex, body, kind)
     ex.status = 200
     app[REQUEST_LOGGER].price(ex)
@@ -149,10 +150,12 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 def _account_response(ex: Exchange, body: bytes, kind: str) -> None:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return
+    payload = jsonio.loads(body)
+    if payload is jsonio.NOT_READ:
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return
     if not isinstance(payload, dict):
         return
     ex.usage = usage_mod.from_openai(payload.get("usage"))

@@ -13,6 +13,7 @@ import logging
 import time
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from ..accounting import usage as usage_mod
@@ -29,6 +30,8 @@ _NULL_USAGE = (b',"usage":null', b', "usage": null')
 # The decoder's own method: json.loads() on bytes first sniffs their encoding, which costs as
 # much as the parse itself for a 200-byte chunk, 15 times a stream.
 _DECODE = json.JSONDecoder().raw_decode
+#: Delta fields StreamedOutput reads (tool calls, reasoning): a delta without them is plain text.
+_OUTPUT_FIELDS = frozenset({"tool_calls", *usage_mod.REASONING_FIELDS})
 
 
 class _StreamAccounting:
@@ -48,6 +51,12 @@ class _StreamAccounting:
 
     def feed(self, data: bytes) -> bytes:
         """Complete lines of `data` (plus any held-over partial line) → bytes to forward."""
+        if (not self.pending and not self._skip_blank and data.startswith(b"data:")
+                and data.find(b"\n") == len(data) - 2 and data.endswith(b"\n\n")):
+            # One whole event, as most reads bring: what _block makes of it, in one step.
+            if self._inspect(data):
+                return b""  # the usage event the client did not ask for, and its blank line
+            return self._strip_nulls(data)
         if self.pending:
             data = self.pending + data
         cut = data.rfind(b"\n") + 1
@@ -64,22 +73,28 @@ class _StreamAccounting:
         return self._block(rest + b"\n")[:-1]
 
     def _block(self, block: bytes) -> bytes:
-        lines = block.split(b"\n")[:-1]  # the block ends with a newline
+        lines = block.split(b"\n")
+        lines.pop()  # the block ends with a newline
         kept: list[bytes] | None = None  # built only once a line has to go
-        for i, line in enumerate(lines):
+        i = 0
+        for line in lines:
             drop = False
             if self._skip_blank:
                 self._skip_blank = False
                 drop = not line.strip()  # the blank line that ended a dropped event
-            elif line.startswith(b"data:") and self._inspect(line):
+            elif line[:5] == b"data:" and self._inspect(line):
                 drop = self._skip_blank = True
             if drop:
                 if kept is None:
                     kept = lines[:i]
             elif kept is not None:
                 kept.append(line)
+            i += 1
         if kept is not None:
             block = b"".join(line + b"\n" for line in kept)
+        return self._strip_nulls(block)
+
+    def _strip_nulls(self, block: bytes) -> bytes:
         if self.strip_usage and b"null" in block:
             for null in _NULL_USAGE:
                 block = block.replace(null, b"")
@@ -91,20 +106,31 @@ class _StreamAccounting:
 
     def _inspect(self, line: bytes) -> bool:
         """Account one data line; True when it is the usage event the client did not ask for."""
-        payload = line[5:].strip()
-        if not payload.startswith(b"{"):
-            return False  # [DONE], or not JSON: forwarded untouched
         try:
-            chunk, _ = _DECODE(payload.decode("utf-8"))
-        except (ValueError, RecursionError):  # UnicodeDecodeError included; nested too deeply
-            return False
-        if not isinstance(chunk, dict):
-            return False
-        text = usage_mod.delta_text(chunk)
-        if text:
-            self.text.append(text)
-        if (self.output.feed(chunk) or text) and self.ex.first_token_at is None:
-            self.ex.first_token_at = time.perf_counter()
+            # JSON allows the spaces around the value; "data:" is skipped without a copy.
+            chunk = orjson.loads(memoryview(line)[5:])
+        except orjson.JSONDecodeError:
+            chunk = _decode_slowly(line)  # anything orjson refuses, decided as before
+        if type(chunk) is not dict:
+            return False  # [DONE], or not JSON: forwarded untouched
+        # The usual chunk (one choice, a delta of text, a role or nothing) is read here; any
+        # other goes through delta_text and StreamedOutput, which this shortcut equals for it.
+        choices = chunk.get("choices")
+        delta = None
+        if type(choices) is list and len(choices) == 1 and type(choices[0]) is dict:
+            delta = choices[0].get("delta")
+        if type(delta) is dict and _OUTPUT_FIELDS.isdisjoint(delta):
+            text = delta.get("content")
+            if type(text) is str and text:
+                self.text.append(text)
+                if self.ex.first_token_at is None:
+                    self.ex.first_token_at = time.perf_counter()
+        else:
+            text = usage_mod.delta_text(chunk)
+            if text:
+                self.text.append(text)
+            if (self.output.feed(chunk) or text) and self.ex.first_token_at is None:
+                self.ex.first_token_at = time.perf_counter()
         usage = chunk.get("usage")
         if usage is None:
             return False
@@ -112,6 +138,18 @@ class _StreamAccounting:
         if found is not None:
             self.ex.usage = found
         return self.strip_usage and found is not None and not chunk.get("choices")
+
+
+def _decode_slowly(line: bytes) -> object:
+    """The chunk of a data line as the standard decoder reads it (what may follow the JSON
+    object is ignored); None when it is not a JSON object."""
+    payload = line[5:].strip()
+    if payload[:1] != b"{":
+        return None
+    try:
+        return _DECODE(payload.decode("utf-8"))[0]
+    except (ValueError, RecursionError):  # UnicodeDecodeError included; nested too deeply
+        return None
 
 
 async def relay_stream(
@@ -125,7 +163,7 @@ async def relay_stream(
     response: web.StreamResponse | None = None
     try:
         async with open_model(session, ex, router, path, stream=True, include_usage=True) as upstream:
-            capture_upstream(ex, upstream.headers)
+            capture_upstream(ex, upstream.raw_headers)
             response = web.StreamResponse(
                 status=200,
                 headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **stream_headers(ex)},

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .storable import storable
+from .schema import LOG_COLUMNS
+from .storable import INT64_MAX, INT64_MIN, storable
 
 
 def utc_timestamp(epoch: float | None = None) -> str:
@@ -65,8 +67,36 @@ class RequestRecord:
     def as_row(self) -> dict[str, Any]:
         """The row to bind, every value storable (see storable.py): one bad value must not
         cost a batch of other people's rows."""
-        return {name: storable(getattr(self, name)) for name in _FIELD_NAMES}
+        return dict(zip(LOG_COLUMNS, self.as_values(), strict=True))
+
+    def as_values(self) -> tuple[Any, ...]:
+        """The row's values in LOG_COLUMNS order, every value storable (see as_row). Values
+        that are storable as they are (ASCII text, 64-bit integers, finite floats, None:
+        nearly all) are only checked."""
+        values = _VALUES(self)
+        fixed: list[Any] | None = None
+        i = 0
+        for value in values:
+            kind = type(value)
+            if not (
+                (kind is str and value.isascii())
+                or (kind is int and INT64_MIN <= value <= INT64_MAX)
+                or (kind is float and value - value == 0.0)  # not NaN, not ±inf
+                or value is None
+            ):
+                if fixed is None:
+                    fixed = list(values)
+                fixed[i] = storable(value)
+            i += 1
+        return values if fixed is None else tuple(fixed)
 
 
 # Computed once: dataclasses.fields() per row showed up in the writer thread's profile.
 _FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RequestRecord))
+assert set(_FIELD_NAMES) == set(LOG_COLUMNS), "RequestRecord's fields are the log's columns"
+_VALUES = operator.attrgetter(*LOG_COLUMNS)
+
+
+def row_dict(row: dict[str, Any] | tuple[Any, ...]) -> dict[str, Any]:
+    """A row as column → value (rows are tuples in LOG_COLUMNS order on the writer's way in)."""
+    return row if isinstance(row, dict) else dict(zip(LOG_COLUMNS, row, strict=True))

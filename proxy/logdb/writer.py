@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .record import RequestRecord
+from .record import RequestRecord, row_dict
 from .spill import SpillFile, append_synced, default_spill_path, encode, entry, refused_path
 from .store import LogStore
 
@@ -86,7 +86,7 @@ class LogWriter:
         self._idle = threading.Condition()
         self._pending = 0
         # Owned by the writer thread; read (racily, harmlessly) by status().
-        self._held: list[dict[str, Any]] = []
+        self._held: list[tuple[Any, ...]] = []  # value tuples (RequestRecord.as_values)
         self._refused: list[dict[str, Any]] = []  # refused entries not yet in the refused file
         self._refused_live = 0  # of which came from the queue (not from a replay)
         self._fault: str | None = None
@@ -234,7 +234,7 @@ class LogWriter:
                 stopping = True
             elif isinstance(item, RequestRecord):
                 try:
-                    self._held.append(item.as_row())
+                    self._held.append(item.as_values())
                 except Exception as exc:  # storable() covers values; this covers the rest
                     self._refuse({"request_id": getattr(item, "request_id", None), "repr": repr(item)},
                                  exc, live=True)
@@ -316,7 +316,7 @@ class LogWriter:
         rows = self._held
         reason = self._fault or "shutdown"
         try:
-            self.spill.append([entry(row, reason) for row in rows])
+            self.spill.append([entry(row_dict(row), reason) for row in rows])
         except OSError as exc:
             self._spill_error = str(exc)
             if self._warn_due("spill-error"):
@@ -364,7 +364,8 @@ class LogWriter:
             log.info("request log: every spilled row is replayed (%d this run)", self._replayed)
 
     # -- refused rows and the end ---------------------------------------------------------
-    def _refuse(self, row: dict[str, Any], exc: BaseException, *, live: bool) -> None:
+    def _refuse(self, row: dict[str, Any] | tuple[Any, ...], exc: BaseException, *, live: bool) -> None:
+        row = row_dict(row)
         reason = f"{type(exc).__name__}: {exc}"
         self._refused.append(entry(row, reason, refused=True))
         self._refused_count += 1
@@ -389,7 +390,7 @@ class LogWriter:
         lost = len(self._held) + len(self._refused)
         if not lost:
             return
-        ids = [r.get("request_id") for r in self._held[:3]]
+        ids = [row_dict(r).get("request_id") for r in self._held[:3]]
         log.error("request log: %d rows could be neither written nor spilled and are lost "
                   "(first request_ids: %s)", lost, ", ".join(map(str, ids)) or "-")
         self._lost += lost

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 
@@ -50,42 +49,62 @@ class _GroupFailed(Exception):
         self.kind = kind
 
 
-@contextlib.asynccontextmanager
-async def open_model(
-    session: aiohttp.ClientSession,
-    ex: Exchange,
-    router: Router,
-    path: str,
-    *,
-    stream: bool,
-    include_usage: bool,
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """Yields the first 2xx response for `ex.model`, per the rules above; raises the
-    GatewayError the client should see when none came."""
-    async with contextlib.AsyncExitStack() as stack:
-        response = await _first_answer(session, ex, router, path, stack, stream, include_usage)
-        target = ex.target
+class open_model:  # noqa: N801 - used as `async with open_model(...)`, like a function
+    """`async with open_model(session, ex, router, path, stream=…, include_usage=…) as
+    response`: the first 2xx response for `ex.model`, per the rules above; raises the
+    GatewayError the client should see when none came. The deployment that answered counts the
+    request in flight until the block ends; a timeout or a broken body inside the block becomes
+    UpstreamTimeout / UpstreamUnreachable.
+
+    A class rather than a generator-based context manager: it runs once per request."""
+
+    __slots__ = ("session", "ex", "router", "path", "stream", "include_usage", "response", "held")
+
+    def __init__(self, session: aiohttp.ClientSession, ex: Exchange, router: Router, path: str, *,
+                 stream: bool, include_usage: bool) -> None:
+        self.session, self.ex, self.router, self.path = session, ex, router, path
+        self.stream, self.include_usage = stream, include_usage
+        self.held: list[contextlib.AbstractContextManager[None]] = []
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
         try:
-            yield response
-        except TimeoutError:
+            self.response = await _first_answer(
+                self.session, self.ex, self.router, self.path, self.held, self.stream, self.include_usage)
+        except BaseException:
+            self._release()
+            raise
+        return self.response
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            self.response.release()
+        finally:
+            self._release()
+        if kind is None:
+            return
+        ex, target = self.ex, self.ex.target
+        if issubclass(kind, TimeoutError):
             assert target is not None
             raise UpstreamTimeout(
                 f"Upstream for model `{ex.model}` did not answer within {target.timeout:g}s."
             ) from None
-        except aiohttp.ClientPayloadError as exc:
+        if issubclass(kind, aiohttp.ClientPayloadError):
             raise UpstreamUnreachable(
-                f"Upstream for model `{ex.model}` broke off the response ({type(exc).__name__})."
+                f"Upstream for model `{ex.model}` broke off the response ({kind.__name__})."
             ) from None
-        finally:
-            response.release()
+
+    def _release(self) -> None:
+        held, self.held = self.held, []
+        for counted in reversed(held):
+            counted.__exit__(None, None, None)
 
 
 async def _first_answer(
     session: aiohttp.ClientSession, ex: Exchange, router: Router, path: str,
-    stack: contextlib.AsyncExitStack, stream: bool, include_usage: bool,
+    held: list[contextlib.AbstractContextManager[None]], stream: bool, include_usage: bool,
 ) -> aiohttp.ClientResponse:
     try:
-        return await _try_model(session, ex, router, ex.routed_model or ex.model, path, stack, stream, include_usage)
+        return await _try_model(session, ex, router, ex.routed_model or ex.model, path, held, stream, include_usage)
     except _GroupFailed as failed:
         first = failed
     if first.kind == CLIENT:
@@ -99,7 +118,7 @@ async def _first_answer(
             continue
         log.info("model %s failed (%s): falling back to %s", group, first.kind, model)
         try:
-            response = await _try_model(session, ex, router, model, path, stack, stream, include_usage)
+            response = await _try_model(session, ex, router, model, path, held, stream, include_usage)
         except _GroupFailed as failed:
             ex.fallbacks.append(FallbackTry(group, model, first.error, ok=False))
             last = failed
@@ -113,7 +132,7 @@ async def _first_answer(
 
 async def _try_model(
     session: aiohttp.ClientSession, ex: Exchange, router: Router, model: str, path: str,
-    stack: contextlib.AsyncExitStack, stream: bool, include_usage: bool,
+    held: list[contextlib.AbstractContextManager[None]], stream: bool, include_usage: bool,
 ) -> aiohttp.ClientResponse:
     try:
         group, targets = router.candidates(model)
@@ -129,15 +148,17 @@ async def _try_model(
         ex.target = target
         ex.model_group = group
         ex.attempts += 1
-        tracked = contextlib.ExitStack()
-        tracked.enter_context(router.in_flight(target))
+        counted = router.in_flight(target)
+        counted.__enter__()
         try:
             response = await attempt(
                 session, ex, target, path, stream=stream, include_usage=include_usage,
                 usage_unsupported=router.usage_unsupported,
             )
-        except AttemptFailed as failed:
-            tracked.close()
+        except BaseException as failed:
+            counted.__exit__(None, None, None)
+            if not isinstance(failed, AttemptFailed):
+                raise
             ex.calls.append(UpstreamCall(target, failed.error, failed.reason))
             last = failed
             if failed.kind != DEPLOYMENT:
@@ -146,7 +167,7 @@ async def _try_model(
             continue
         router.succeeded(target)
         ex.calls.append(UpstreamCall(target))
-        stack.push(tracked.pop_all())  # in flight until the answer has been relayed
+        held.append(counted)  # in flight until the answer has been relayed
         return response
     assert last is not None
     raise _GroupFailed(last.error, DEPLOYMENT)

@@ -10,11 +10,10 @@ Deployments can be added, updated, removed, enabled and disabled while the gatew
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..accounting.pricing import UNPRICED, Price, resolve_price
@@ -216,18 +215,12 @@ class Router:
     def targets(self, model: str) -> list[Target]:
         return self.candidates(model)[1]
 
-    @contextmanager
-    def in_flight(self, target: Target) -> Iterator[None]:
+    def in_flight(self, target: Target) -> contextlib.AbstractContextManager[None]:
         """Count the request against its deployment while it runs (least-busy reads this)."""
         state = self._states.get(target.deployment_id)
         if state is None:  # removed while the request was being routed
-            yield
-            return
-        state.in_flight += 1
-        try:
-            yield
-        finally:
-            state.in_flight -= 1
+            return contextlib.nullcontext()
+        return _InFlight(state)
 
     def succeeded(self, target: Target) -> None:
         state = self._states.get(target.deployment_id)
@@ -312,3 +305,18 @@ def _price(deployment: Deployment, warn: bool = False) -> Price:
             deployment.model_name, deployment.litellm_params.model,
         )
     return price
+
+
+class _InFlight:
+    """Router.in_flight's counting, as a plain context manager (one per upstream call)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: DeploymentState) -> None:
+        self.state = state
+
+    def __enter__(self) -> None:
+        self.state.in_flight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.state.in_flight -= 1

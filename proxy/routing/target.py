@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -13,6 +14,7 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url, netrc_from_env
 from yarl import URL
 
+from .. import jsonio
 from ..accounting.pricing import Price
 from ..settings import Deployment
 from .providers import COMPLETION_PROVIDERS, Provider, public_api_base
@@ -49,10 +51,15 @@ class Target:
     def model_name(self) -> str:
         return self.deployment.model_name
 
-    @property
+    @functools.cached_property  # every request's row names it
     def public_api_base(self) -> str:
         """api_base as it may be shown: no credentials, no query."""
         return public_api_base(self.api_base)
+
+    @functools.cached_property
+    def default_params_plain(self) -> bool:
+        """orjson writes the default request parameters as json does (jsonio.plain)."""
+        return jsonio.plain(self.default_params)
 
     @property
     def mode(self) -> str:

@@ -8,6 +8,7 @@ was refused on content policy (the matching fallbacks apply), or the request its
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from .. import jsonio
 from ..accounting.exchange import Exchange
 from ..errors import BadRequest, GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from .cooldowns import counts_against_deployment
@@ -67,9 +69,11 @@ def client_wants_usage(body: dict[str, Any] | None) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage: bool) -> bytes:
+def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage: bool,
+                     *, read_fast: bool = False) -> bytes:
     """The body sent upstream: the client's, with the upstream model name and the deployment's
-    default request parameters where the client set none."""
+    default request parameters where the client set none. `read_fast`: orjson read the body
+    (jsonio), so orjson may write it."""
     payload = {**target.default_params, **(body or {})} if target.default_params else dict(body or {})
     payload["model"] = target.upstream_model
     payload.pop("metadata", None)  # LiteLLM's own fields, never forwarded
@@ -78,7 +82,7 @@ def upstream_payload(body: dict[str, Any] | None, target: Target, include_usage:
         options = payload.get("stream_options")
         payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
     try:
-        return json.dumps(payload).encode("utf-8")
+        return jsonio.dumps(payload, read_by_orjson=read_fast and target.default_params_plain)
     except RecursionError:  # parsed, but too deep to write back out from further down the stack
         raise BadRequest("Request body is nested too deeply.", code="invalid_json") from None
 
@@ -137,12 +141,8 @@ async def _post(
     session: aiohttp.ClientSession, ex: Exchange, target: Target, path: str, *, stream: bool,
     include_usage: bool,
 ) -> aiohttp.ClientResponse:
-    timeout = (
-        aiohttp.ClientTimeout(total=None, sock_connect=target.timeout, sock_read=target.stream_timeout)
-        if stream
-        else aiohttp.ClientTimeout(total=target.timeout)
-    )
-    body = upstream_payload(ex.body, target, include_usage)
+    timeout = _client_timeout(stream, target.timeout, target.stream_timeout)
+    body = upstream_payload(ex.body, target, include_usage, read_fast=ex.body_read_fast)
     # upstream_started says a provider has the request (Exchange.billable, the latency
     # percentiles): a connection that never opened puts back what an earlier attempt left.
     earlier, ex.upstream_started = ex.upstream_started, time.perf_counter()
@@ -170,6 +170,15 @@ async def _post(
         raise AttemptFailed(UpstreamUnreachable(
             f"Upstream for model `{ex.model}` failed: {type(exc).__name__}."
         ), DEPLOYMENT, "unreachable") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(stream: bool, timeout: float, stream_timeout: float) -> aiohttp.ClientTimeout:
+    """A stream waits `stream_timeout` for each read; an answer `timeout` in all (frozen, so
+    shared by every request of a deployment)."""
+    if stream:
+        return aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=stream_timeout)
+    return aiohttp.ClientTimeout(total=timeout)
 
 
 async def _upstream_error(response: aiohttp.ClientResponse) -> UpstreamError:

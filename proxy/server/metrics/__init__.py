@@ -29,6 +29,7 @@ from ...errors import PermissionDenied
 from ...state import AUTH, CONFIG, HOOKS, ROUTER, WORKER
 from ..accounts import ACCOUNTS, Accounts
 from ..auth import bearer_token
+from .batch import Batch
 from .collectors import AccountsCollector, CallbackCollector, InFlightCollector, WriterCollector
 from .deployments import DeploymentMetrics, RouterCollector
 from .labels import BoundedValues, DeploymentLabels
@@ -49,11 +50,13 @@ class GatewayMetrics:
         deployment = DeploymentLabels(self.values)
         accounts = app[ACCOUNTS]
         router = app[ROUTER]
+        #: Per-request updates, applied before anything reads them (batch.py).
+        self.batch = Batch()
         self.requests = RequestMetrics(
-            self.registry, self.values, deployment, router, accounts,
+            self.registry, self.values, deployment, router, accounts, self.batch,
             end_users=not config.litellm.disable_end_user_cost_tracking_prometheus_only,
         )
-        self.deployments = DeploymentMetrics(self.registry, self.values, deployment)
+        self.deployments = DeploymentMetrics(self.registry, self.values, deployment, self.batch)
         #: Read at scrape time (proxy/workers/metrics.py: how N workers combine them).
         self.collectors = (
             AccountsCollector(accounts), WriterCollector(app), InFlightCollector(app), CallbackCollector(app),
@@ -73,6 +76,7 @@ class GatewayMetrics:
         self.deployments.complete(exchange, record, requested, who[1:5])
 
     def render(self) -> bytes:
+        self.batch.apply()
         return generate_latest(self.exposed)  # type: ignore[arg-type]
 
 
@@ -103,6 +107,7 @@ def setup_metrics(app: web.Application) -> None:
         from ...workers.metrics import serve_all_workers
 
         metrics.exposed = serve_all_workers(app, metrics.registry, metrics.collectors, worker.metrics_dir)
+        metrics.batch.eager = True  # other workers read this one's files when they are scraped
     app[HOOKS].append(metrics)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/metrics/", metrics_handler)  # LiteLLM's docs scrape "/metrics/"

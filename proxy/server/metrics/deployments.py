@@ -16,13 +16,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ...routing.cooldowns import counts_against_deployment
+from .batch import Batch, Counts, LastValues, Observations
 from .labels import (
     DEFAULT_BUCKETS,
     DEPLOYMENT,
     EXCEPTION,
     KEY,
     BoundedValues,
-    Children,
     DeploymentLabels,
     exception_class,
 )
@@ -42,14 +42,15 @@ _REMAINING = {
 
 
 class DeploymentMetrics:
-    def __init__(self, registry: CollectorRegistry, values: BoundedValues, deployment: DeploymentLabels) -> None:
+    def __init__(self, registry: CollectorRegistry, values: BoundedValues, deployment: DeploymentLabels,
+                 batch: Batch) -> None:
         self.values = values
         self.deployment = deployment
         #: Deployment id -> whether its last call failed as a deployment does (for its state).
         self.last_failed: dict[str, bool] = {}
 
-        def counter(name: str, doc: str, labels: list[str]) -> Children:
-            return Children(Counter(name, doc, labels, registry=registry))
+        def counter(name: str, doc: str, labels: list[str]) -> Counts:
+            return Counts(Counter(name, doc, labels, registry=registry), batch)
 
         calls = ["requested_model", *DEPLOYMENT, *KEY]
         self.total = counter(
@@ -63,11 +64,11 @@ class DeploymentMetrics:
             "Upstream calls a deployment failed: exception_status is its status, timeout or unreachable.",
             [*calls, *EXCEPTION],
         )
-        self.per_token = Children(Histogram(
+        self.per_token = Observations(Histogram(
             "litellm_deployment_latency_per_output_token",
             "Seconds of upstream time per output token, for answered requests.",
             [*DEPLOYMENT, *KEY], buckets=DEFAULT_BUCKETS, registry=registry,
-        ))
+        ), batch)
         fallback = ["requested_model", "fallback_model", *KEY, *EXCEPTION]
         self.fallback_ok = counter(
             "litellm_deployment_successful_fallbacks",
@@ -78,11 +79,11 @@ class DeploymentMetrics:
             "Fallback models that failed too after the requested model failed.", fallback,
         )
         remaining = ["model_group", "api_provider", "api_base", "litellm_model_name", "model_id"]
-        self.remaining: dict[str, list[Children]] = {
+        self.remaining: dict[str, list[LastValues]] = {
             header: [
-                Children(Gauge(name, f"The upstream's {header} header, last seen per deployment.",
-                               remaining, registry=registry,
-                               multiprocess_mode="mostrecent"))  # --workers: whichever saw it last
+                LastValues(Gauge(name, f"The upstream's {header} header, last seen per deployment.",
+                                 remaining, registry=registry,
+                                 multiprocess_mode="mostrecent"), batch)  # --workers: whichever saw it last
                 for name in names
             ]
             for header, names in _REMAINING.items()
@@ -91,35 +92,37 @@ class DeploymentMetrics:
     def complete(self, ex: Exchange, record: RequestRecord, requested: str, key: tuple[str, ...]) -> None:
         for call in ex.calls:
             name, model_id, api_base, provider = labels = self.deployment(call.target)
-            self.total(requested, *labels, *key).inc()
+            values = (requested, *labels, *key)
+            self.total.inc(values)
             if call.error is None:
-                self.success(requested, *labels, *key).inc()
+                self.success.inc(values)
                 self.last_failed[call.target.deployment_id] = False
                 continue
             kind = exception_class(call.error.status, call.error.type)
-            self.failure(requested, *labels, *key, call.reason, kind).inc()
+            self.failure.inc((*values, call.reason, kind))
             if not call.reason.isdigit() or counts_against_deployment(int(call.reason)):
                 self.last_failed[call.target.deployment_id] = True
         for tried in ex.fallbacks:
             error = tried.error
             counter = self.fallback_ok if tried.ok else self.fallback_failed
-            counter(
+            counter.inc((
                 self.values.get("requested_model", tried.group), self.values.get("fallback_model", tried.fallback),
                 *key, str(error.status), exception_class(error.status, error.type),
-            ).inc()
+            ))
         target = ex.target
         if target is None or record.status_code >= 400:
             return
         labels = self.deployment(target)
         if record.completion_tokens > 0 and record.upstream_latency is not None:
-            self.per_token(*labels, *key).observe(record.upstream_latency / record.completion_tokens)
+            self.per_token.observe((*labels, *key), record.upstream_latency / record.completion_tokens)
         if ex.ratelimit:
             name, model_id, api_base, provider = labels
+            where = (record.model_group or "", provider, api_base, name, model_id)
             for header, gauges in self.remaining.items():
                 value = _number(ex.ratelimit.get(header))
                 if value is not None:
                     for gauge in gauges:
-                        gauge(record.model_group or "", provider, api_base, name, model_id).set(value)
+                        gauge.set(where, value)
 
 
 class RouterCollector:

@@ -104,26 +104,6 @@ class BoundedValues:
         return len(self._seen.get(label, ()))
 
 
-class Children:
-    """A labelled metric's children by label values, found with one dict lookup.
-
-    prometheus-client's `.labels()` validates and locks on every call; the request path asks
-    for a dozen children per request, almost always ones it has seen before.
-    """
-
-    __slots__ = ("metric", "_cache")
-
-    def __init__(self, metric: Any) -> None:
-        self.metric = metric
-        self._cache: dict[tuple[str, ...], Any] = {}
-
-    def __call__(self, *values: str) -> Any:
-        child = self._cache.get(values)
-        if child is None:
-            child = self._cache[values] = self.metric.labels(*values)
-        return child
-
-
 class DeploymentLabels:
     """A target's (litellm_model_name, model_id, api_base, api_provider), bounded, computed once
     per deployment and model name (its public api_base: never credentials)."""

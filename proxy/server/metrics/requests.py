@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..accounts import HASH_PREFIX, Accounts
+from .batch import Batch, Counts, Observations
 from .labels import (
     KEY,
     LATENCY_BUCKETS,
     OTHER,
     WHO,
     BoundedValues,
-    Children,
     DeploymentLabels,
     exception_class,
 )
+from .tally import RequestTally
 
 if TYPE_CHECKING:
     from ...accounting.exchange import Exchange
@@ -39,7 +40,7 @@ _TOKENS_DOC = "tokens from LLM requests, by who asked and the model asked for an
 class RequestMetrics:
     def __init__(
         self, registry: CollectorRegistry, values: BoundedValues, deployment: DeploymentLabels,
-        router: Router, accounts: Accounts, *, end_users: bool = True,
+        router: Router, accounts: Accounts, batch: Batch, *, end_users: bool = True,
     ) -> None:
         self.values = values
         self.deployment = deployment
@@ -47,11 +48,11 @@ class RequestMetrics:
         self.accounts = accounts
         self.end_users = end_users
 
-        def counter(name: str, doc: str, labels: list[str]) -> Children:
-            return Children(Counter(name, doc, labels, registry=registry))
+        def counter(name: str, doc: str, labels: list[str]) -> Counts:
+            return Counts(Counter(name, doc, labels, registry=registry), batch)
 
-        def histogram(name: str, doc: str, labels: list[str]) -> Children:
-            return Children(Histogram(name, doc, labels, buckets=LATENCY_BUCKETS, registry=registry))
+        def histogram(name: str, doc: str, labels: list[str]) -> Observations:
+            return Observations(Histogram(name, doc, labels, buckets=LATENCY_BUCKETS, registry=registry), batch)
 
         who = list(WHO)
         self.total = counter(
@@ -124,10 +125,12 @@ class RequestMetrics:
             "Seconds from request received to admitted: body read, auth, checks, budgets and limits.",
             ["requested_model", *KEY],
         )
-        self.in_flight = Gauge(
+        self.in_flight = Counts(Gauge(
             "shin_in_flight_requests", "Admitted LLM requests not yet finished.", registry=registry,
             multiprocess_mode="livesum",  # serve --workers N: the running workers' sum
-        )
+        ), batch)
+        #: complete()'s counters and histograms, summed per label combination (tally.py).
+        self.tally = RequestTally(self, batch, self.total_latency.bounds)
         values.preset("requested_model", [*router.model_names, *router.aliases])
         values.preset("model", [t.deployment.litellm_params.model for t in router.deployments()])
 
@@ -135,51 +138,27 @@ class RequestMetrics:
     async def admit(self, ex: Exchange) -> None:
         labels = self.who(ex), self.requested_model(ex)
         ex.hook_state[ADMITTED] = labels  # an admitted request's labels cannot change
-        self.in_flight.inc()
-        self.queue_time(labels[1], *labels[0][1:5]).observe(time.perf_counter() - ex.started)
+        self.in_flight.inc(())
+        self.queue_time.observe((labels[1], *labels[0][1:5]), time.perf_counter() - ex.started)
 
     def complete(self, ex: Exchange, record: RequestRecord) -> tuple[tuple[str, ...], str]:
         """Count `record`; returns its `who` and `requested_model` labels."""
         labels = ex.hook_state.pop(ADMITTED, None)
         admitted = labels is not None
         if admitted:
-            self.in_flight.dec()
+            self.in_flight.inc((), -1.0)
             who, requested = labels
         else:
             who, requested = self.who(ex), self.requested_model(ex)
         model = self.values.get("model", record.upstream_model)
         status = record.status_code
-        self.total(*who, requested, str(status), record.endpoint).inc()
-        self.requests(*who, model).inc()
-        if status >= 400:
-            kind = exception_class(status, record.error_type)
-            self.failed(*who, requested, str(status), kind, record.endpoint).inc()
-            if admitted:
-                self.api_failed(*who, model).inc()
-        if record.cost:
-            self.spend(*who, model).inc(record.cost)
-        if record.total_tokens:
-            labels = (*who, model, requested)
-            self.total_tokens(*labels).inc(record.total_tokens)
-            self.total_tokens_v1(*labels).inc(record.total_tokens)
-            self.input_tokens(*labels).inc(record.prompt_tokens)
-            self.output_tokens(*labels).inc(record.completion_tokens)
-            if record.cached_tokens:
-                self.cached_tokens(*labels).inc(record.cached_tokens)
-                self.cache_read_tokens(*labels).inc(record.cached_tokens)
-            if record.reasoning_tokens:
-                self.reasoning_tokens(*labels).inc(record.reasoning_tokens)
-        if record.upstream_latency is not None:  # it reached an upstream: time it
-            timed = (requested, model, *who[1:5])
-            self.total_latency(*timed).observe(record.latency)
-            self.api_latency(*timed).observe(record.upstream_latency)
-            if record.time_to_first_token is not None:
-                self.ttft(*timed).observe(record.time_to_first_token)
-            if ex.target is not None:
-                name, model_id, api_base, provider = self.deployment(ex.target)
-                self.overhead(
-                    record.model_group or "", provider, api_base, name, model_id, who[1], who[2],
-                ).observe(max(0.0, record.latency - record.upstream_latency))
+        kind = exception_class(status, record.error_type) if status >= 400 else None
+        timed = record.upstream_latency is not None
+        place = None
+        if timed and ex.target is not None:
+            name, model_id, api_base, provider = self.deployment(ex.target)
+            place = (record.model_group or "", provider, api_base, name, model_id)
+        self.tally.add((who, requested, model, status, record.endpoint, kind, admitted, timed, place), record)
         return who, requested
 
     # -- labels -----------------------------------------------------------------------------
