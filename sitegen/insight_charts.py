@@ -100,7 +100,7 @@ def daily_health(table: Table, tables: Tables) -> alt.TopLevelMixin:
         color=alt.Color("series:N", title=None, scale=alt.Scale(
             domain=["Value", "Threshold (median + 5 MAD)"], range=["#1f77b4", GREY]),
                         legend=alt.Legend(orient="top")),
-        strokeDash=alt.condition("datum.series == 'Value'", alt.value([1, 0]), alt.value([4, 3])),
+        strokeDash=alt.StrokeDashValue([4, 3], condition={"test": "datum.series == 'Value'", "value": [1, 0]}),
         tooltip=tips), "series", "pick")
     flagged = base.transform_filter("datum.anomaly == 1").mark_point(
         color=RED, filled=True, size=70).encode(y="value:Q", tooltip=tips)
@@ -130,7 +130,7 @@ def month_to_date(table: Table, tables: Tables) -> alt.TopLevelMixin:
         y=alt.Y("usd:Q", title="Cost this month (USD)", axis=alt.Axis(format="$,.2f")),
         color=alt.Color("series:N", title=None, sort=["So far", "Projected"],
                         legend=alt.Legend(orient="top")),
-        strokeDash=alt.condition("datum.series == 'Projected'", alt.value([5, 4]), alt.value([1, 0])),
+        strokeDash=alt.StrokeDashValue([1, 0], condition={"test": "datum.series == 'Projected'", "value": [5, 4]}),
         tooltip=[DAY_TIP, alt.Tooltip("series:N", title="Series"),
                  alt.Tooltip("usd:Q", title="Running total", format="$,.2f"),
                  alt.Tooltip("cost:Q", title="That day", format="$,.4f")],

@@ -18,12 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from proxy.accounting.pricing import CONFIG, PRICED, resolve_price
 from proxy.config import ENV_PREFIX, parse_config
 from proxy.errors import ConfigError
-from proxy.routing.info import per_token
 from proxy.routing.providers import public_api_base, resolve_provider
-from proxy.routing.target import deployment_id
 from proxy.settings import Deployment
 
 from ..aggregates import model_stats
@@ -101,6 +98,9 @@ def _parse(entry: dict[str, Any], unresolved: dict[str, str]) -> tuple[Deploymen
 
 def _row(deployment: Deployment, ident: str, unresolved: dict[str, str], origin: str,
          enabled: bool) -> dict[str, object]:
+    from proxy.accounting.pricing import CONFIG, PRICED, resolve_price
+    from proxy.routing.info import per_token
+
     params = deployment.litellm_params
     try:
         provider = resolve_provider(deployment)
@@ -135,6 +135,10 @@ def deployment_rows(reader: Reader, spec: TableDef, bounds: dict[str, str]) -> l
             key = f"invalid-{len(rows)}"
             rows[key] = {"model": "(invalid entry)", "origin": "config.yaml", "problem": problem, "state": "—"}
             continue
+        # Imported here, not at the top (as in _row): the router and genai-prices' price table
+        # are a quarter of a second of a build's start-up, which a log without models skips.
+        from proxy.routing.target import deployment_id
+
         ident = deployment_id(deployment, seen)
         raw_by_id[ident] = (deployment, unresolved)
         rows[ident] = _row(deployment, ident, unresolved, "config.yaml", True)
