@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import aiohttp
 import openai
 import pytest
 
 from proxy.fake_upstream import COUNTER
 from proxy.state import ROUTER
 
+from .conftest import MASTER_KEY
 from .metrics_helpers import new_key
 
 PROMPT = [{"role": "user", "content": "Trace me."}]
@@ -130,3 +132,22 @@ async def test_gateway_failures_after_failover_are_final(gateway, fake_upstream,
     assert len(rows) == 1 and rows[0]["request_id"] == info.value.request_id
     assert fake_upstream.app[COUNTER][0] == (0 if model == "down" else 1)  # one upstream call, not three
 
+
+
+async def test_answers_without_a_row_carry_an_id_too(gateway):
+    """Admin, health, metrics, the report and unknown paths log no row, yet every answer has
+    the id headers (DESIGN: every response), each a fresh id, none a logged row's."""
+    master = {"Authorization": f"Bearer {MASTER_KEY}"}
+    seen = set()
+    async with aiohttp.ClientSession() as http:
+        for method, path, headers in (("GET", "/health/liveliness", {}), ("GET", "/metrics", {}),
+                                      ("GET", "/key/list", master), ("GET", "/key/list", {}),
+                                      ("GET", "/no/such/path", {}), ("GET", "/ui", {})):
+            async with http.request(method, gateway.url + path, headers=headers,
+                                    allow_redirects=False) as resp:
+                rid = resp.headers.get("x-request-id")
+                assert rid and len(rid) == 32 and int(rid, 16) >= 0, (path, resp.status)
+                assert resp.headers["x-litellm-call-id"] == rid
+                seen.add(rid)
+    assert len(seen) == 6
+    assert gateway.rows() == []

@@ -2,7 +2,9 @@
 
 - Every answer, errors included, names its request-log row: `x-request-id` (the openai SDK
   shows it as `_request_id` and on its errors as `.request_id`) and LiteLLM's
-  `x-litellm-call-id`, both the row's `request_id`.
+  `x-litellm-call-id`, both the row's `request_id`. Answers that log no row (admin API,
+  /health, /metrics, /ui, unknown paths) carry a fresh id of the same form (`name_response`):
+  clients and load balancers that expect the header on every answer find it.
 - The deployment that answered (`x-litellm-model-id`, `x-litellm-model-group`) and the
   upstream's own `x-ratelimit-*` headers, passed through as LiteLLM does.
 - Non-streamed answers also carry the cost, the gateway's own time
@@ -20,7 +22,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from ..accounting.exchange import Exchange
+from ..accounting.exchange import Exchange, new_request_id
 from ..errors import BudgetExceeded, GatewayError
 from ..server.accounts import ACCOUNTS
 
@@ -70,6 +72,13 @@ def response_headers(app: web.Application, ex: Exchange) -> dict[str, str]:
     if spend is not None:
         headers["x-litellm-key-spend"] = _number(spend + (ex.cost or 0.0))
     return headers
+
+
+async def name_response(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the id headers on an answer that has none (no request-log row)."""
+    headers = response.headers
+    if "x-request-id" not in headers:
+        headers["x-request-id"] = headers["x-litellm-call-id"] = new_request_id()
 
 
 def error_headers(exc: GatewayError, ex: Exchange | None) -> dict[str, str]:

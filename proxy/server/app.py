@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..accounting.logger import RequestLogger
 from ..admin import setup_keys
+from ..api.headers import name_response
 from ..api.llm import LLM_ROUTES, handle_llm, list_models
 from ..api.models import setup_model_routes
 from ..callbacks import setup_callbacks
@@ -85,6 +86,7 @@ def create_app(
 
     app.cleanup_ctx.append(_request_log)
     app.cleanup_ctx.append(_client_session)
+    app.on_response_prepare.append(name_response)
 
     for path in LLM_ROUTES:
         app.router.add_post(path, handle_llm)
