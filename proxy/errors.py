@@ -141,3 +141,14 @@ class NoDeploymentEnabled(GatewayError):
 
     status = 503
     type = "service_unavailable"
+
+
+class ShutdownCancelled(GatewayError):
+    """Still running when shutdown_grace ran out: cancelled by the gateway's shutdown."""
+
+    status = 503
+    type = SHUTDOWN_CANCELLED
+
+    def __init__(self, grace: float) -> None:
+        super().__init__("Cancelled by gateway shutdown: still running at the end of the grace "
+                         f"period (shutdown_grace: {grace:g}s).")

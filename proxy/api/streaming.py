@@ -8,6 +8,8 @@ receives exactly the stream it asked for while the log gets true token counts.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -18,13 +20,17 @@ from aiohttp import web
 
 from ..accounting import usage as usage_mod
 from ..accounting.exchange import Exchange
-from ..errors import CLIENT_CLOSED, GatewayError
+from ..errors import CLIENT_CLOSED, GatewayError, ShutdownCancelled
 from ..routing.fallbacks import open_model
 from ..routing.router import Router
 from ..routing.upstream import client_wants_usage
+from ..server.shutdown import is_shutdown_cancel
+from ..state import CONFIG
 from .headers import capture_upstream, stream_headers
 
 log = logging.getLogger("proxy.stream")
+#: How long a stream cancelled by shutdown may take to send its closing error event.
+CANCEL_WRITE_SECONDS = 1.0
 
 _NULL_USAGE = (b',"usage":null', b', "usage": null')
 # The decoder's own method: json.loads() on bytes first sniffs their encoding, which costs as
@@ -183,15 +189,33 @@ async def relay_stream(
             raise  # nothing sent yet: the middleware answers with the error envelope
         # Headers already went out as 200: tell the client in-band, log the real outcome.
         ex.fail(exc.status, exc.type, exc.message)
-        await _write_quietly(response, b"data: " + json.dumps(exc.envelope()).encode() + b"\n\n")
+        await _write_quietly(response, _event(exc))
     except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
         ex.fail(CLIENT_CLOSED, "client_disconnected", f"Client closed the stream ({type(exc).__name__}).")
+    except asyncio.CancelledError:
+        if response is not None and is_shutdown_cancel(request):
+            # As for an upstream failing mid-stream: the client learns why the stream ends (the
+            # openai SDK raises APIError with this message) rather than seeing a cut body. The
+            # middleware logs the row; the write is bounded, a stalled client cannot hold shutdown.
+            event = _event(ShutdownCancelled(request.app[CONFIG].general.shutdown_grace))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(_end_with(response, event), CANCEL_WRITE_SECONDS)
+        raise
     finally:
         acct.finish()
     assert response is not None
     if ex.status < 400:
         await _write_quietly(response, None)
     return response
+
+
+def _event(exc: GatewayError) -> bytes:
+    return b"data: " + json.dumps(exc.envelope()).encode() + b"\n\n"
+
+
+async def _end_with(response: web.StreamResponse, event: bytes) -> None:
+    await response.write(event)
+    await response.write_eof()
 
 
 async def _write_quietly(response: web.StreamResponse, data: bytes | None) -> None:

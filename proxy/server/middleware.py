@@ -11,7 +11,7 @@ from aiohttp import web
 from ..accounting.exchange import Exchange
 from ..api.headers import error_headers
 from ..api.llm import LLM_ROUTES, new_exchange
-from ..errors import CLIENT_CLOSED, SHUTDOWN_CANCELLED, AuthError, GatewayError, PayloadTooLarge
+from ..errors import CLIENT_CLOSED, AuthError, GatewayError, PayloadTooLarge, ShutdownCancelled
 from ..state import CONFIG, REQUEST_LOGGER
 from .shutdown import is_shutdown_cancel
 
@@ -60,10 +60,8 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         # whatever was streamed, and says which it was.
         if ex is not None and ex.status < 400:
             if is_shutdown_cancel(request):
-                grace = request.app[CONFIG].general.shutdown_grace
-                ex.fail(503, SHUTDOWN_CANCELLED,
-                        "Cancelled by gateway shutdown: still running at the end of the grace "
-                        f"period (shutdown_grace: {grace:g}s).")
+                err = ShutdownCancelled(request.app[CONFIG].general.shutdown_grace)
+                ex.fail(err.status, err.type, err.message)
             else:
                 ex.fail(CLIENT_CLOSED, "client_disconnected", "Client closed the connection.")
         raise
