@@ -4,7 +4,7 @@
                        [--no-datasette]
 
 For each size (bench/bulk_log.py makes the log once into .bench/, with its rollups; later runs
-reuse it), each run times three builds:
+reuse it), each run copies the log and times three builds on the copy:
 - cold: an empty report cache (the build reads the rollups and the raw rows of what the cache
   keeps itself, and fills the cache; the first build on a log, or after deleting the cache);
 - warm: the same build again, nothing logged since;
@@ -49,18 +49,21 @@ NEW_ROWS = 10_000
 
 
 def ensure_db(path: Path, rows: int, days: int) -> float | None:
-    """A bulk log of at least `rows` rows with rollups (a rebuild run adds its new rows to it;
-    they stay); seconds taken to make it, None when reused."""
+    """A bulk log of exactly `rows` rows with rollups (runs work on copies, so it stays as made;
+    a log that grew, e.g. under an older bench that added its new rows in place, is made
+    again); seconds taken to make it, None when reused."""
     if path.exists():
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             count = conn.execute("SELECT MAX(id) FROM request_log").fetchone()[0] or 0
-            if "rollup_hourly" in tables and count >= rows:
+            if "rollup_hourly" in tables and count == rows:
                 return None
         finally:
             conn.close()
     print(f"making a {rows:,}-row, {days}-day log in {path} (bench/bulk_log.py) ...", flush=True)
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
     return bulk_log(path, rows=rows, days=days, now=NOW - 60)
 
 
@@ -130,13 +133,17 @@ def build_once(db: Path, folder: Path, now: float) -> tuple[float, float, float]
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def bench_size(db: Path, runs: int) -> dict[str, object]:
-    """cold / warm / rebuild timings (each a list over runs) for one log."""
+def bench_size(base: Path, runs: int) -> dict[str, object]:
+    """cold / warm / rebuild timings (each a list over runs) for one log. Each run builds on a
+    fresh copy of the log, so every run's rebuild reads the same 10,000 new rows (in place,
+    they would pile up run after run in the log's last hours)."""
     found: dict[str, list[tuple[float, float, float]]] = {"cold": [], "warm": [], "rebuild": []}
     with tempfile.TemporaryDirectory(prefix="site-bench-", dir=ROOT / ".bench") as tmp:
         folder = Path(tmp)
+        db = folder / "litellm.db"
         for run in range(runs):
             shutil.rmtree(folder / "cache", ignore_errors=True)
+            shutil.copyfile(base, db)
             now = max(NOW, last_moment(db) + 60)
             found["cold"].append(build_once(db, folder, now))
             found["warm"].append(build_once(db, folder, now))

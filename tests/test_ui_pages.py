@@ -160,7 +160,8 @@ def test_keys_page_shows_every_key_user_and_team_by_name_with_use(site):
     key_hash = hashlib.sha256(b"sk-demo-team-web").hexdigest()
     newest = query(db, "SELECT MAX(timestamp) FROM request_log WHERE key_hash = ?", key_hash)[0][0]
     assert web["last_used"] == newest[:19]
-    since = datetime.fromtimestamp(NOW - 30 * 86400, UTC).replace(minute=0, second=0).strftime("%Y-%m-%d %H:%M:%S")
+    # The 30 days end at the build's moment (its clock: 1 ms past SOURCE_DATE_EPOCH), exactly.
+    since = datetime.fromtimestamp(NOW - 30 * 86400, UTC).strftime("%Y-%m-%d %H:%M:%S.001")
     raw = query(db, "SELECT COUNT(*), SUM(cost) FROM request_log WHERE key_hash = ? AND timestamp >= ?", key_hash, since)[0]
     assert web["requests_30d"] == raw[0] and web["cost_30d"] == pytest.approx(raw[1], abs=1e-6)
     assert keys["free"]["left"] is None and keys["free"]["requests_30d"] == 0

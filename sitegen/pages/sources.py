@@ -7,13 +7,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from proxy.logdb.rollups import has_rollups
-
+from .. import views
 from ..errors import Unavailable
 
 if TYPE_CHECKING:
@@ -22,18 +21,13 @@ if TYPE_CHECKING:
 NO_KEYS_DB = ("No keys.db beside the log (nor at general_settings.keys_database_path or "
               "--keys-db): no virtual keys, users or teams to show.")
 
-#: Totals per value of one column over a window. {column} is one of TOTALS_COLUMNS.
-ROLLUP_TOTALS = """
-SELECT {column} AS value, SUM(requests) AS requests, SUM(cost) AS cost
-FROM rollup_hourly WHERE hour >= :since AND hour <= :until
-GROUP BY {column}
-"""
+#: Totals per value of one column over a window, on a log read without rollups.
 RAW_TOTALS = """
 SELECT {column} AS value, COUNT(*) AS requests, SUM(cost) AS cost
 FROM request_log WHERE timestamp >= :start AND timestamp < :end
 GROUP BY {column}
 """
-TOTALS_COLUMNS = frozenset({"key_hash", "user_id", "team_id", "model"})
+TOTALS_COLUMNS = frozenset({"key_hash", "user_id", "team_id"})
 
 
 @contextmanager
@@ -60,25 +54,26 @@ def tables_of(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def hour_of(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:00:00")
-
-
 def totals_by(reader: Reader, column: str, days: int) -> dict[object, tuple[int, float]]:
-    """{value: (requests, cost)} over the last `days` days. From the rollups, the window is
-    whole UTC hours (up to an hour longer than the raw window)."""
+    """{value: (requests, cost)} over the last `days` days: from the report's who-view (the
+    rollups and its cache; read by the Cost page's tables over the same window already), or
+    from the raw rows on a log read without rollups."""
     assert column in TOTALS_COLUMNS
     if column not in reader.columns:
         return {}
 
     def compute() -> dict[object, tuple[int, float]]:
         now = reader.clock.now
-        if has_rollups(reader.conn):
-            rows = reader.rows(ROLLUP_TOTALS.format(column=column), {
-                "since": hour_of(now - timedelta(days=days)), "until": hour_of(now)})
-        else:
+        start = now - timedelta(days=days)
+        if reader.aggregates.cache is None:
             rows = reader.rows(RAW_TOTALS.format(column=column), {
-                "start": reader.stamp(now - timedelta(days=days)), "end": reader.stamp(now)})
-        return {r["value"]: (int(r["requests"]), float(r["cost"] or 0.0)) for r in rows}
+                "start": reader.stamp(start), "end": reader.stamp(now)})
+            return {r["value"]: (int(r["requests"]), float(r["cost"] or 0.0)) for r in rows}
+        totals: dict[object, tuple[int, float]] = {}
+        for r in reader.aggregates.counters(views.WHO, start, now):
+            requests, cost = totals.get(r[column], (0, 0.0))
+            totals[r[column]] = (requests + int(r["requests"] or 0),  # type: ignore[call-overload]
+                                 cost + float(r["cost"] or 0.0))  # type: ignore[arg-type]
+        return totals
 
     return reader.memo(f"totals:{column}:{days}", compute)
