@@ -17,7 +17,7 @@ from pathlib import Path
 
 from proxy.demo.processes import free_port
 
-__all__ = ["BenchError", "Service", "free_port", "start", "wait_ready"]
+__all__ = ["BenchError", "Service", "free_port", "start", "stop_all", "wait_ready"]
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -68,6 +68,16 @@ class Service:
             self.process.kill()
             self.process.wait()
             raise BenchError(f"{self.name} did not exit within {timeout:g}s of SIGTERM") from None
+
+
+def stop_all(services: list[Service], timeout: float = 30.0) -> None:
+    """Stop what is still running, last started first (a bench's `finally`: never raises)."""
+    for service in reversed(services):
+        if service.process.poll() is None:
+            try:
+                service.stop(timeout)
+            except BenchError:
+                pass
 
 
 def _cpu_of(pid: int) -> float:

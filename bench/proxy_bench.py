@@ -43,7 +43,7 @@ from typing import Any
 
 from . import features, proxy_report
 from .nginx import start_nginx
-from .procs import BenchError, Service, free_port, start, wait_ready
+from .procs import BenchError, Service, free_port, start, stop_all, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = features.MODEL  # priced by genai-prices, so the cost path runs as in production
@@ -335,12 +335,7 @@ def benchmark(requests: dict[tuple[str, int], int], rounds: int, litellm: Path |
     finally:
         if load is not None:
             load.close()
-        for service in reversed(services):
-            if service.process.poll() is None:
-                try:
-                    service.stop(30)
-                except BenchError:
-                    pass
+        stop_all(services)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import mdsection, proxy_report
-from .procs import BenchError, Service, free_port, start, wait_ready
+from .procs import BenchError, Service, free_port, start, stop_all, wait_ready
 from .proxy_bench import MODEL, PROMPT, LoadGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,12 +131,7 @@ def benchmark(requests: dict[int, int], rounds: int, workdir: Path) -> dict[str,
     finally:
         if load is not None:
             load.close()
-        for service in reversed(services):
-            if service.process.poll() is None:
-                try:
-                    service.stop(30)
-                except BenchError:
-                    pass
+        stop_all(services)
 
 
 def render(result: dict[str, Any], *, rounds: int, requests: dict[int, int], quick: bool) -> str:

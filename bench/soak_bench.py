@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .mdsection import replace_section
-from .procs import BenchError, Service, free_port, start, wait_ready
+from .procs import BenchError, Service, free_port, start, stop_all, wait_ready
 from .proxy_report import machine, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,12 +76,7 @@ def soak(requests: int, concurrency: int, workdir: Path) -> dict[str, Any]:
         return {**run, **_rows(db), "unhandled": UNHANDLED.findall(log.read_text(errors="replace")),
                 "requests": requests, "concurrency": concurrency}
     finally:
-        for service in reversed(services):
-            if service.process.poll() is None:
-                try:
-                    service.stop(30)
-                except BenchError:
-                    pass
+        stop_all(services)
 
 
 def _drive(gateway: Service, port: int, requests: int, concurrency: int) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .mdsection import replace_section
-from .procs import CLOCK_TICKS, BenchError, Service, free_port, start, wait_ready
+from .procs import CLOCK_TICKS, BenchError, Service, free_port, start, stop_all, wait_ready
 from .proxy_bench import MASTER_KEY, MODEL, PROMPT, LoadGenerator, count_rows, proxy_config
 from .proxy_report import machine, percentile
 
@@ -136,12 +136,7 @@ def benchmark(requests: int, rounds: int, workdir: Path) -> dict[str, Any]:
     finally:
         if load is not None:
             load.close()
-        for service in reversed(services):
-            if service.process.poll() is None:
-                try:
-                    service.stop(60)
-                except BenchError:
-                    pass
+        stop_all(services, 60)
 
 
 def render(result: dict[str, Any], *, requests: int, rounds: int, quick: bool) -> str:
