@@ -1,6 +1,6 @@
 """What the Models and Keys pages read besides the tables of the log: keys.db (read-only) and
-per-entity totals over a window, from the hourly rollups when the log has them (cheap at any
-size), else from the raw rows (an older log)."""
+per-entity totals over a window, from the report's aggregates when the log has rollups (cheap
+at any size), else from the raw rows (an older log)."""
 
 from __future__ import annotations
 
