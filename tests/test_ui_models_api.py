@@ -47,6 +47,10 @@ async def test_add_use_update_disable_delete_a_deployment(gateway, upstream_base
     assert body["model_name"] == "added-model" and body["model_info"]["id"] == ident
     assert body["model_info"]["db_model"] is True and body["deployment_state"]["enabled"] is True
     assert SECRET not in str(body) and "api_key" not in body["litellm_params"]
+    # /model/info says which deployments were added at run time, as LiteLLM's db_model does.
+    status, info = await call(gateway, "GET", "/model/info")
+    db_model = {d["model_info"]["id"]: d["model_info"]["db_model"] for d in info["data"]}
+    assert db_model.pop(ident) is True and db_model and not any(db_model.values())
     reply = await chat(gateway.client, "added-model")
     assert reply.choices[0].message.content
     assert [r[:4] for r in stored(gateway)] == [(ident, "added-model", "api", 1)]

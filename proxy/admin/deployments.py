@@ -97,6 +97,7 @@ class ModelSync:
         desired: dict[str, tuple[Deployment, bool]] = {i: (d, True) for i, d in self.configured.items()}
         problems: dict[str, str] = {}
         parsed: dict[str, tuple[str, Deployment | None]] = {}
+        added: set[str] = set()
         for rec in records:
             content = json.dumps([rec.model_name, rec.litellm_params, rec.model_info, rec.origin],
                                  sort_keys=True, default=str)
@@ -112,6 +113,8 @@ class ModelSync:
                     problems[rec.model_id] = "config.yaml no longer has this deployment"
                 continue
             desired[rec.model_id] = (deployment, rec.enabled)
+            if rec.origin == API:
+                added.add(rec.model_id)
         self._parsed = parsed
         for ident in problems.keys() - self.problems.keys():
             log.warning("model %s stored in keys.db is not applied: %s", ident, problems[ident])
@@ -141,3 +144,4 @@ class ModelSync:
                 router.set_enabled(ident, enabled)
                 log.info("deployment %s (%s) %s", ident, deployment.model_name,
                          "enabled" if enabled else "disabled")
+        router.db_models = frozenset(added - self.problems.keys())

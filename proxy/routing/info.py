@@ -64,7 +64,7 @@ def deployment_info(router: Router, target: Target, *, model_name: str | None = 
     info = deployment.model_info
     model_info: dict[str, Any] = {
         "id": target.deployment_id,
-        "db_model": False,
+        "db_model": target.deployment_id in router.db_models,
         "key": target.price.matched or params.model,
         "mode": target.mode,
         "base_model": info.base_model,

@@ -62,6 +62,9 @@ class Router:
         self._concrete = ConcreteTargets(_price)
         #: deployment ids that reject stream_options (learnt at run time; usage then estimated).
         self.usage_unsupported: set[str] = set()
+        #: deployment ids added at run time through the models API (LiteLLM's `db_model`), as
+        #: the admin side last applied them.
+        self.db_models: frozenset[str] = frozenset()
         for deployment in config.models:
             self.add_deployment(deployment)
         for alias, target in self.aliases.items():

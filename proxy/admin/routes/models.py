@@ -21,7 +21,6 @@ from ...routing.info import deployment_info
 from ...state import ROUTER
 from ..deployments import ModelSync
 from ..ops import models as ops
-from ..records.model import API
 from .common import body, require_master, service
 
 MODEL_SYNC: web.AppKey[ModelSync] = web.AppKey("model_sync", ModelSync)
@@ -37,8 +36,6 @@ def add_routes(app: web.Application) -> None:
 def _entry(request: web.Request, ident: str) -> dict[str, Any]:
     router = request.app[ROUTER]
     entry = deployment_info(router, router.deployment(ident), admin=True)
-    rec = service(request).registry.models.get(ident)
-    entry["model_info"]["db_model"] = rec is not None and rec.origin == API
     return {"model_id": ident, **entry}
 
 
