@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import yaml
 
-from proxy.server.shutdown import SHUTDOWN_MARGIN
+from proxy.server.shutdown import SHUTDOWN_MARGIN, InFlight
 
 from .conftest import MASTER_KEY
 from .log_fault_helpers import assert_each_once, spill_lines
@@ -176,3 +176,14 @@ async def test_a_second_sigterm_skips_the_rest_of_the_grace(tmp_path):
     assert conn.execute("SELECT model, status_code, error_type FROM request_log").fetchall() == [
         ("stuck", 503, "cancelled_by_shutdown")]
     conn.close()
+
+
+async def test_a_row_left_for_the_next_turn_keeps_shutdown_waiting():
+    """A request hands its row over after its answer went out (InFlight.later): until that has
+    run, the gateway is not idle, so a shutdown never flushes the log without it."""
+    in_flight = InFlight()
+    handed_over: list[str] = []
+    in_flight.later(lambda: handed_over.append("row"))
+    assert len(in_flight) == 1 and not await in_flight.wait_idle(0)
+    assert await in_flight.wait_idle(1)
+    assert handed_over == ["row"] and len(in_flight) == 0

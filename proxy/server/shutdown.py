@@ -43,16 +43,34 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class InFlight:
-    """The handler tasks running now, so shutdown can wait for them and then cancel them."""
+    """The handler tasks running now, so shutdown can wait for them and then cancel them, and
+    the work they left to run after them (`later`), which shutdown waits for too."""
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[object]] = set()
         self._cancelled: set[asyncio.Task[object]] = set()
+        self._later = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self._tasks) + self._later
+
+    def later(self, work: Callable[[], None]) -> None:
+        """Run `work` (which must not raise) on the next turn of the event loop, after the
+        callbacks already waiting: how a request hands its row over once its answer is out,
+        so the answers of the requests behind it go first."""
+        self._later += 1
+        self._idle.clear()
+        asyncio.get_running_loop().call_soon(self._run_later, work)
+
+    def _run_later(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        finally:
+            self._later -= 1
+            if not self._tasks and not self._later:
+                self._idle.set()
 
     def cancelled_by_shutdown(self, task: asyncio.Task[object] | None) -> bool:
         return task in self._cancelled
@@ -78,7 +96,7 @@ class InFlight:
     def _leave(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         self._cancelled.discard(task)
-        if not self._tasks:
+        if not self._tasks and not self._later:
             self._idle.set()
 
 
