@@ -80,9 +80,9 @@ async def errors_and_logging(request: web.Request, handler: Handler) -> web.Stre
         if ex is not None:
             if sent:
                 # The answer is out: the row is built on the loop's next turn, after the
-                # answers already waiting to go (at c=50 with a 50 ms upstream: p50 -6 ms,
-                # +7 % requests a second). Shutdown waits for it as for a request in flight.
-                # Its latency ends now, at the last byte sent, not when the row is built.
+                # answers already waiting to go (at c=50 with a 50 ms upstream: 82 % -> 87 % of
+                # direct, added p50 12 -> 8 ms). Shutdown waits for it as for a request in
+                # flight. Its latency ends now, at the last byte sent, not when the row is built.
                 if ex.finished_at is None:
                     ex.finished_at = time.perf_counter()
                 request.app[IN_FLIGHT].later(partial(_finish, request.app, ex))
