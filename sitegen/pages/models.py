@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from .. import views as v
 from ..aggregates import model_stats
 from ..catalogue import Column, TableDef, Window
 from ..errors import Unavailable
-from ..rolled.base import window
+from ..rolled.base import group, hour_bounds, last_hour, window
 from .sources import keys_db, tables_of
 
 if TYPE_CHECKING:
@@ -231,21 +230,16 @@ def _last_errors_from_hours(reader: Reader, bounds: dict[str, str],
     """LAST_ERROR's rows without reading 30 days of failures: the errors per model and hour
     come from the aggregates, then each model's newest failure from its last hour with one."""
     start, end = window(bounds)
-    errors: dict[object, int] = {}
-    last: dict[object, str] = {}
-    for r in reader.aggregates.counters(v.MODEL, start, end, "hour"):
-        count = int(r["errors"] or 0)  # type: ignore[call-overload]
-        if count:
-            errors[r["model"]] = errors.get(r["model"], 0) + count
-            last[r["model"]] = max(last.get(r["model"], ""), str(r["slot"]))
+    hourly = reader.aggregates.counters(v.MODEL, start, end, "hour")
+    last = last_hour(hourly, ("model",), "errors")
     rows = []
-    for model, count in errors.items():
-        hour = datetime.strptime(last[model], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    for (model,), r in group(hourly, ("model",), ("errors",)).items():
+        if (model,) not in last:
+            continue
         found = reader.query(LAST_ERROR_IN_HOUR.format(error_type=error_type), {
-            "model": model, "start": reader.stamp(max(hour, start)),
-            "end": reader.stamp(min(hour + timedelta(hours=1), end))})
+            **hour_bounds(reader, last[(model,)], start, end), "model": model})
         if found:
-            rows.append({**found[0], "model": model, "errors": count})
+            rows.append({**found[0], "model": model, "errors": r["errors"]})
     return sorted(rows, key=lambda r: str(r["last_error"]), reverse=True)
 
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from .. import views
 from ..errors import Unavailable
+from ..rolled.base import as_int, group
 
 if TYPE_CHECKING:
     from ..data import Reader
@@ -69,11 +70,8 @@ def totals_by(reader: Reader, column: str, days: int) -> dict[object, tuple[int,
             rows = reader.rows(RAW_TOTALS.format(column=column), {
                 "start": reader.stamp(start), "end": reader.stamp(now)})
             return {r["value"]: (int(r["requests"]), float(r["cost"] or 0.0)) for r in rows}
-        totals: dict[object, tuple[int, float]] = {}
-        for r in reader.aggregates.counters(views.WHO, start, now):
-            requests, cost = totals.get(r[column], (0, 0.0))
-            totals[r[column]] = (requests + int(r["requests"] or 0),  # type: ignore[call-overload]
-                                 cost + float(r["cost"] or 0.0))  # type: ignore[arg-type]
-        return totals
+        found = group(reader.aggregates.counters(views.WHO, start, now), (column,), ("requests", "cost"))
+        return {value: (as_int(r["requests"]), float(r["cost"] or 0.0))  # type: ignore[arg-type]
+                for (value,), r in found.items()}
 
     return reader.memo(f"totals:{column}:{days}", compute)

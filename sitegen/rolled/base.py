@@ -4,7 +4,7 @@ GROUP BY over already aggregated rows, SQL's ORDER BY and rounding."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .. import views as v
@@ -22,6 +22,25 @@ def moment(stamp: str) -> datetime:
 
 def window(bounds: dict[str, str]) -> tuple[datetime, datetime]:
     return moment(bounds["start"]), moment(bounds["end"])
+
+
+def last_hour(rows: Iterable[dict[str, object]], keys: tuple[str, ...],
+              measure: str = "requests") -> dict[tuple[object, ...], str]:
+    """Hourly rows (slot = the hour's label): the last hour in which each combination of
+    `keys` has a non-zero `measure`, e.g. to read an exact time from that hour's raw rows."""
+    last: dict[tuple[object, ...], str] = {}
+    for r in rows:
+        key = tuple(r[k] for k in keys)
+        if as_int(r[measure]) and str(r["slot"]) > last.get(key, ""):
+            last[key] = str(r["slot"])
+    return last
+
+
+def hour_bounds(reader: Reader, label: str, start: datetime, end: datetime) -> dict[str, str]:
+    """:start and :end of the hour `label`, cut to the window [start, end)."""
+    hour = datetime.strptime(label, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    return {"start": reader.stamp(max(hour, start)),
+            "end": reader.stamp(min(hour + timedelta(hours=1), end))}
 
 
 def usd(value: object) -> float:

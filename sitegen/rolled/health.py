@@ -4,12 +4,24 @@ sitegen/rolled/__init__.py)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .. import views as v
 from ..aggregates import Bins, merge_bins, value_at
-from .base import Rows, as_int, by_model, group, null_first, ordered, rate, usd, window
+from .base import (
+    Rows,
+    as_int,
+    by_model,
+    group,
+    hour_bounds,
+    last_hour,
+    null_first,
+    ordered,
+    rate,
+    usd,
+    window,
+)
 
 if TYPE_CHECKING:
     from ..catalogue import TableDef
@@ -143,30 +155,15 @@ def status_codes_daily(reader: Reader, spec: TableDef, bounds: dict[str, str]) -
             for (day, code), r in sorted(daily.items())]
 
 
-def _last_hour(rows: Rows, keys: tuple[str, ...]) -> dict[tuple[object, ...], str]:
-    last: dict[tuple[object, ...], str] = {}
-    for r in rows:
-        key = tuple(r[k] for k in keys)
-        if as_int(r["requests"]) and str(r["slot"]) > last.get(key, ""):
-            last[key] = str(r["slot"])
-    return last
-
-
-def _hour_bounds(reader: Reader, label: str, start: datetime, end: datetime) -> dict[str, str]:
-    hour = datetime.strptime(label, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    return {"start": reader.stamp(max(hour, start)),
-            "end": reader.stamp(min(hour + timedelta(hours=1), end))}
-
-
 def error_types(reader: Reader, spec: TableDef, bounds: dict[str, str]) -> Rows:
     start, end = window(bounds)
     hourly = [r for r in reader.aggregates.counters(v.STATUS, start, end, "hour")
               if as_int(r["status_code"]) >= 400]
-    last = _last_hour(hourly, ("error_type", "status_code"))
+    last = last_hour(hourly, ("error_type", "status_code"))
     rows = []
     for (error_type, status), r in group(hourly, ("error_type", "status_code"), ("requests",)).items():
         found = reader.query(LAST_ERROR_IN_HOUR, {
-            **_hour_bounds(reader, last[(error_type, status)], start, end),
+            **hour_bounds(reader, last[(error_type, status)], start, end),
             "status": status, "error_type": error_type})
         rows.append({"error_type": error_type, "status_code": status, "requests": r["requests"],
                      "last_seen": found[0]["moment"] if found else None})
@@ -192,10 +189,10 @@ def unpriced_models(reader: Reader, spec: TableDef, bounds: dict[str, str]) -> R
     first: dict[object, str] = {}
     for r in hourly:
         first[r["model"]] = min(first.get(r["model"], str(r["slot"])), str(r["slot"]))
-    last = _last_hour(hourly, ("model",))
+    last = last_hour(hourly, ("model",))
     rows = []
     for (model,), r in group(hourly, ("model",), ("requests", "total_tokens", "estimated")).items():
-        seen = [reader.query(sql, {**_hour_bounds(reader, hour, start, end), "model": model})
+        seen = [reader.query(sql, {**hour_bounds(reader, hour, start, end), "model": model})
                 for sql, hour in ((FIRST_IN_HOUR, first[model]), (LAST_IN_HOUR, last[(model,)]))]
         rows.append({"model": model, "requests": r["requests"], "tokens": r["total_tokens"],
                      "estimated_token_requests": r["estimated"],
