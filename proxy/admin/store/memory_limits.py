@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +53,11 @@ class MemoryRateCounter:
         """Admit one request against every subject, or none: raise RateLimited for the first
         limit reached. Pair with `release`."""
         now = self._clock()
-        usages = []
+        self.check(subjects, now)
+        self.record(subjects, now)
+
+    def check(self, subjects: Sequence[Any], now: float) -> None:
+        """Raise RateLimited for the first limit a request now would pass; count nothing."""
         for s in subjects:
             usage = self._get(s.ref)
             usage.prune(now)
@@ -64,8 +68,13 @@ class MemoryRateCounter:
                 _refuse(s, f"tpm_limit of {s.tpm_limit} tokens per minute", _token_wait(usage, s.tpm_limit, now))
             if s.max_parallel_requests is not None and usage.in_flight >= s.max_parallel_requests:
                 _refuse(s, f"max_parallel_requests of {s.max_parallel_requests}", 1.0)
-            usages.append((s, usage))
-        for s, usage in usages:
+
+    def record(self, subjects: Sequence[Any], now: float) -> None:
+        """Count one admitted request against every subject (also when another store admitted
+        it: the Redis counter keeps its host's own count this way)."""
+        for s in subjects:
+            usage = self._get(s.ref)
+            usage.prune(now)
             if s.rpm_limit is not None:
                 usage.requests.append(now)
             usage.in_flight += 1
@@ -102,6 +111,11 @@ class MemoryRateCounter:
 
     def forget(self, ref: Ref) -> None:
         self._usage.pop(ref, None)
+
+    def counts(self) -> Iterator[tuple[Ref, _Usage]]:
+        """Every subject counted, with its requests, tokens and slots (the Redis counter
+        pushes them when Redis answers again)."""
+        return iter(self._usage.items())
 
 
 def _token_wait(usage: _Usage, limit: int, now: float) -> float:

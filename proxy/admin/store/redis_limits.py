@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..records import Ref
-from .memory_limits import WINDOW, _refuse, _token_wait, _Usage
+from .memory_limits import WINDOW, MemoryRateCounter, _refuse
 from .redis_link import HOST_TTL_MS, NETWORK_ERRORS, RedisLink
 from .redis_scripts import ACQUIRE, ADD_TOKENS, RELEASE
 
@@ -48,7 +48,9 @@ class RedisRateCounter:
         self._acquire = client.register_script(ACQUIRE)
         self._release = client.register_script(RELEASE)
         self._add_tokens = client.register_script(ADD_TOKENS)
-        self._usage: dict[Ref, _Usage] = {}
+        #: This host's own counts, kept in both modes: the basis of local decisions while
+        #: Redis is away, and what `reconcile` pushes when it answers again.
+        self.local = MemoryRateCounter(clock=time.time)
         self._parallel: set[Ref] = set()  # refs whose slots are held in Redis
         self._local_since: float | None = None  # counting locally from then on (epoch)
         self._wanted: set[Ref] = set()  # refs /metrics asks about
@@ -59,12 +61,6 @@ class RedisRateCounter:
     def _keys(self, ref: Ref) -> list[str]:
         base = self.link.key("rl", ref.kind, ref.ident)
         return [base + ":r", base + ":t", base + ":s", base + ":p"]
-
-    def _get(self, ref: Ref) -> _Usage:
-        usage = self._usage.get(ref)
-        if usage is None:
-            usage = self._usage[ref] = _Usage()
-        return usage
 
     # -- RateCounter ------------------------------------------------------------------------------
     async def acquire(self, subjects: Sequence[Any]) -> None:
@@ -83,21 +79,16 @@ class RedisRateCounter:
                 if int(result[0]) != 0:
                     s = subjects[int(result[0]) - 1]
                     _refuse(s, WHAT[result[1]].format(s=s), float(result[2]) / 1000)
-                self._record(subjects, now, shared=True)
+                self._record(subjects, now)
                 return
         if self._local_since is None:
             self._local_since = now
-        self._check_locally(subjects, now)
-        self._record(subjects, now, shared=False)
+        self.local.check(subjects, now)
+        self._record(subjects, now)
 
     def release(self, refs: Sequence[Ref]) -> None:
-        shared = []
-        for ref in refs:
-            usage = self._usage.get(ref)
-            if usage is not None and usage.in_flight > 0:
-                usage.in_flight -= 1
-            if ref in self._parallel:
-                shared.append(self._keys(ref)[3])
+        self.local.release(refs)
+        shared = [self._keys(ref)[3] for ref in refs if ref in self._parallel]
         if shared:
             host = self.link.host_id
             self.link.send(lambda pipe: self._release(keys=shared, args=[host], client=pipe))
@@ -106,14 +97,8 @@ class RedisRateCounter:
         if tokens <= 0:
             return
         now = time.time()
-        keys = []
-        for s in subjects:
-            if s.tpm_limit is None:
-                continue
-            usage = self._get(s.ref)
-            usage.tokens.append((now, tokens))
-            usage.token_sum += tokens
-            keys += self._keys(s.ref)[1:3]
+        self.local.add_tokens(subjects, tokens)
+        keys = [key for s in subjects if s.tpm_limit is not None for key in self._keys(s.ref)[1:3]]
         if not keys:
             return
         if not self.link.up and self._local_since is None:
@@ -122,8 +107,7 @@ class RedisRateCounter:
         self.link.send(lambda pipe: self._add_tokens(keys=keys, args=args, client=pipe))
 
     def in_flight(self, ref: Ref) -> int:
-        usage = self._usage.get(ref)
-        return usage.in_flight if usage else 0
+        return self.local.in_flight(ref)
 
     def usage(self, ref: Ref) -> tuple[int, int]:
         """(requests, tokens) every host counted against `ref` in the last minute, for /metrics:
@@ -137,11 +121,7 @@ class RedisRateCounter:
         shared = self._shared.get(ref) if self.link.up else None
         if shared is not None:
             return shared
-        local = self._usage.get(ref)
-        if local is None:
-            return 0, 0
-        local.prune(time.time())
-        return len(local.requests), local.token_sum
+        return self.local.usage(ref)
 
     async def _read_usage(self, refs: list[Ref]) -> None:
         horizon = int((time.time() - WINDOW) * 1000)
@@ -157,33 +137,13 @@ class RedisRateCounter:
         self._shared = {ref: (int(values[2 * i]), int(values[2 * i + 1] or 0)) for i, ref in enumerate(refs)}
 
     def forget(self, ref: Ref) -> None:
-        self._usage.pop(ref, None)
+        self.local.forget(ref)
         self._parallel.discard(ref)
         self._wanted.discard(ref)
 
-    # -- local counting -------------------------------------------------------------------------
-    def _check_locally(self, subjects: Sequence[Any], now: float) -> None:
-        for s in subjects:
-            usage = self._get(s.ref)
-            usage.prune(now)
-            if s.rpm_limit is not None and len(usage.requests) >= s.rpm_limit:
-                wait = usage.requests[0] + WINDOW - now if usage.requests else WINDOW
-                _refuse(s, WHAT["rpm"].format(s=s), wait)
-            if s.tpm_limit is not None and usage.token_sum >= s.tpm_limit:
-                _refuse(s, WHAT["tpm"].format(s=s), _token_wait(usage, s.tpm_limit, now))
-            if s.max_parallel_requests is not None and usage.in_flight >= s.max_parallel_requests:
-                _refuse(s, WHAT["parallel"].format(s=s), 1.0)
-
-    def _record(self, subjects: Sequence[Any], now: float, *, shared: bool) -> None:
-        """This host's own count, kept in both modes: the basis of local decisions."""
-        for s in subjects:
-            usage = self._get(s.ref)
-            usage.prune(now)
-            if s.rpm_limit is not None:
-                usage.requests.append(now)
-            usage.in_flight += 1
-            if s.max_parallel_requests is not None:
-                self._parallel.add(s.ref)
+    def _record(self, subjects: Sequence[Any], now: float) -> None:
+        self.local.record(subjects, now)
+        self._parallel.update(s.ref for s in subjects if s.max_parallel_requests is not None)
 
     async def reconcile(self) -> None:
         """Redis answers again: add what was counted locally, push this host's slots."""
@@ -194,7 +154,7 @@ class RedisRateCounter:
         async with self.link.client.pipeline(transaction=False) as pipe:
             pipe.delete(self.link.key("host", old))
             pipe.set(self.link.key("host", self.link.host_id), "1", px=HOST_TTL_MS)
-            for ref, usage in self._usage.items():
+            for ref, usage in self.local.counts():
                 rk, tk, sk, pk = self._keys(ref)
                 recent = [t for t in usage.requests if t >= horizon]
                 if recent:
