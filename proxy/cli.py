@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from . import __version__
 from .errors import ConfigError, OperationError
+from .ops.commands import positive_int
 
 EPILOG = """examples:
   shin-proxy serve --config config.yaml --port 4000
@@ -32,7 +33,7 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys-db", help="virtual keys SQLite file (default keys.db beside --db)")
     parser.add_argument("--log-file", help="gateway log file ('-' for stderr only; default from config)")
     parser.add_argument(
-        "--workers", "--num_workers", type=_positive, metavar="N", default=os.environ.get("NUM_WORKERS", "1"),
+        "--workers", "--num_workers", type=positive_int, metavar="N", default=os.environ.get("NUM_WORKERS", "1"),
         help="gateway processes on the one port, supervised by this one (default 1, or $NUM_WORKERS "
              "as LiteLLM reads it; 1 runs no extra process; docs/operations.md)",
     )
@@ -41,16 +42,6 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
         help="with --workers: each worker listens with SO_REUSEPORT (default), or all accept "
              "on the supervisor's one socket",
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _run_serve(args: argparse.Namespace) -> int:

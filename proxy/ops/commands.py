@@ -23,7 +23,8 @@ PRUNE_EXAMPLES = """examples:
 """
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (every command's counts)."""
     try:
         value = int(text)
     except ValueError:
@@ -67,7 +68,7 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--keys-db", help="virtual keys SQLite file (default keys.db beside --db)")
     parser.add_argument("--dest", default="backups", help="backup folder (default backups/)")
-    parser.add_argument("--keep", type=_positive_int, default=7,
+    parser.add_argument("--keep", type=positive_int, default=7,
                         help="backups of each database to keep, newest first (default 7)")
     parser.add_argument("--no-verify", action="store_true", help="skip PRAGMA quick_check on the copy")
 
@@ -98,14 +99,14 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
                           "Freed pages are reused by new rows; --vacuum also shrinks the file.")
     parser.epilog = PRUNE_EXAMPLES
     _common(parser)
-    parser.add_argument("--days", type=_positive_int,
+    parser.add_argument("--days", type=positive_int,
                         help="keep this many days (default general_settings.retention_days)")
     parser.add_argument("--archive", metavar="DIR", help="archive deleted rows here first, one file per month")
     parser.add_argument("--archive-format", choices=("jsonl", "sqlite"), default="jsonl",
                         help="jsonl: request_log-YYYY-MM.jsonl.gz; sqlite: request_log-YYYY-MM.db")
     parser.add_argument("--vacuum", action="store_true",
                         help="then shrink the file with VACUUM (blocks writes while it runs)")
-    parser.add_argument("--batch-size", type=_positive_int, default=2000, help="rows per transaction")
+    parser.add_argument("--batch-size", type=positive_int, default=2000, help="rows per transaction")
     parser.add_argument("--dry-run", action="store_true", help="only count the rows that would go")
 
 
@@ -153,7 +154,7 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shards", nargs="+", metavar="[NAME=]SHARD_DB",
                         help="a host's litellm.db or backup; NAME= sets its host name (default: the "
                              "hostname the gateway recorded in it, else the file name)")
-    parser.add_argument("--batch-size", type=_positive_int, default=20_000, help="rows per transaction")
+    parser.add_argument("--batch-size", type=positive_int, default=20_000, help="rows per transaction")
 
 
 def run_merge(args: argparse.Namespace) -> int:
