@@ -20,9 +20,10 @@ from ..accounting.pricing import UNPRICED, Price, resolve_price
 from ..errors import NoDeploymentAvailable, NoDeploymentEnabled, NotFound
 from ..settings import Config, Deployment
 from .cooldowns import CooldownPolicy, DeploymentState, DeploymentStats
+from .ids import deployment_id
 from .providers import public_api_base, resolve_provider
 from .strategies import strategy
-from .target import Target, build_target, deployment_id
+from .target import Target, build_target
 from .wildcards import ConcreteTargets, compile_pattern, is_pattern, specificity
 
 log = logging.getLogger("proxy.routing")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,22 +162,3 @@ def netrc_login(api_base: str) -> tuple[str, str] | None:
         return None
     login, account, password = found
     return login or account or "", password or ""
-
-
-def deployment_id(deployment: Deployment, seen: dict[str, int]) -> str:
-    """model_info.id, else a stable hash of what the deployment is (never of its api_key), made
-    unique among identical entries by their order: the same config gives the same ids."""
-    if deployment.model_info.id:
-        return str(deployment.model_info.id)
-    params = deployment.litellm_params
-    shape = json.dumps(
-        [deployment.model_name, params.model, params.api_base and public_api_base(params.api_base),
-         params.api_version],
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(shape.encode("utf-8")).hexdigest()
-    count = seen.get(digest, 0)
-    seen[digest] = count + 1
-    if count:
-        digest = hashlib.sha256(f"{digest}:{count}".encode()).hexdigest()
-    return digest[:32]

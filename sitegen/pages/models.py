@@ -20,6 +20,7 @@ import yaml
 
 from proxy.config import ENV_PREFIX, parse_config
 from proxy.errors import ConfigError
+from proxy.routing.ids import deployment_id
 from proxy.routing.providers import public_api_base, resolve_provider
 from proxy.settings import Deployment
 
@@ -108,6 +109,8 @@ def _parse(entry: dict[str, Any], unresolved: dict[str, str]) -> tuple[Deploymen
 
 def _row(deployment: Deployment, ident: str, unresolved: dict[str, str], origin: str,
          enabled: bool) -> dict[str, object]:
+    # Imported here, not at the top: genai-prices' price table and the router are a quarter of
+    # a second of a build's start-up, which a log without configured models skips.
     from proxy.accounting.pricing import CONFIG, PRICED, resolve_price
     from proxy.routing.info import per_token
 
@@ -145,10 +148,6 @@ def deployment_rows(reader: Reader, spec: TableDef, bounds: dict[str, str]) -> l
             key = f"invalid-{len(rows)}"
             rows[key] = {"model": "(invalid entry)", "origin": "config.yaml", "problem": problem, "state": "—"}
             continue
-        # Imported here, not at the top (as in _row): the router and genai-prices' price table
-        # are a quarter of a second of a build's start-up, which a log without models skips.
-        from proxy.routing.target import deployment_id
-
         ident = deployment_id(deployment, seen)
         raw_by_id[ident] = (deployment, unresolved)
         rows[ident] = _row(deployment, ident, unresolved, "config.yaml", True)
